@@ -1,0 +1,173 @@
+"""A local Janus process started from the project's own configuration.
+
+The demo, the tests and the benchmarks use it; a deployed appliance talks to a
+Janus run by its admins instead. Run it inside the private network namespace
+(``scripts/netns``): Janus gathers ICE candidates only on ``ice_interfaces``.
+
+Example::
+
+    with LocalJanus(ice_interfaces=["v0"]) as janus:
+        profile = EngineProfile(server=janus.url)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from string import Template
+from types import TracebackType
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "config" / "janus"
+JANUS_LIBDIR = Path("/usr/lib") / f"{os.uname().machine}-linux-gnu" / "janus"
+
+
+class JanusStartError(RuntimeError):
+    """Janus did not come up; the message ends with the tail of its log."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class LocalJanus:
+    """Renders ``config/janus`` into a private folder and runs ``janus`` on it.
+
+    ``token_secret`` turns on Janus's signed-token authentication; mint tokens
+    with :func:`appliance.tokens.mint_token` and the same secret.
+    """
+
+    def __init__(
+        self,
+        *,
+        ice_interfaces: list[str] | None = None,
+        ws_port: int | None = None,
+        token_secret: str | None = None,
+        rtp_port_range: str = "20000-40000",
+        debug_level: int = 4,
+        template_dir: Path = TEMPLATE_DIR,
+        janus_binary: str = "janus",
+    ) -> None:
+        self.ws_port = ws_port or free_port()
+        self.url = f"ws://127.0.0.1:{self.ws_port}/"
+        self._ice_interfaces = ice_interfaces or []
+        self._token_secret = token_secret
+        self._rtp_port_range = rtp_port_range
+        self._debug_level = debug_level
+        self._template_dir = template_dir
+        self._binary = janus_binary
+        self._dir = Path(tempfile.mkdtemp(prefix="appliance-janus-"))
+        self._process: subprocess.Popen[bytes] | None = None
+        self._render()
+
+    @property
+    def log_path(self) -> Path:
+        return self._dir / "janus.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _render(self) -> None:
+        enforce = ",".join(self._ice_interfaces)
+        values = {
+            "config_dir": str(self._dir),
+            "plugins_dir": str(JANUS_LIBDIR / "plugins"),
+            "transports_dir": str(JANUS_LIBDIR / "transports"),
+            "events_dir": str(JANUS_LIBDIR / "events"),
+            "loggers_dir": str(JANUS_LIBDIR / "loggers"),
+            "debug_level": str(self._debug_level),
+            "rtp_port_range": self._rtp_port_range,
+            "ice_enforce_list": f'ice_enforce_list = "{enforce}"' if enforce else "",
+            "token_auth": (
+                f'token_auth = true\n\ttoken_auth_secret = "{self._token_secret}"'
+                if self._token_secret
+                else ""
+            ),
+            "ws_port": str(self.ws_port),
+            "ws_ip": "127.0.0.1",
+        }
+        for template in self._template_dir.glob("*.jcfg"):
+            text = Template(template.read_text()).substitute(values)
+            target = self._dir / template.name
+            target.write_text(text)
+            target.chmod(0o600)  # may hold the token secret
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Starts Janus and returns once its WebSocket port accepts connections."""
+        if self.running:
+            return
+        self._process = subprocess.Popen(
+            [
+                self._binary,
+                "-F", str(self._dir),
+                "-C", str(self._dir / "janus.jcfg"),
+                "-L", str(self.log_path),
+                "-N", "-o",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.ws_port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise JanusStartError(f"janus did not start on port {self.ws_port}:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops Janus (SIGTERM, then SIGKILL after ``timeout``)."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def kill(self) -> None:
+        """Kills Janus at once, as a crash would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def close(self) -> None:
+        """Stops Janus and removes its private folder."""
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> LocalJanus:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,197 @@
+"""What publishers and players share: one peer connection to Janus for one
+stream, kept up by itself.
+
+A link reports ``requesting`` until its media flows, then its active state.
+When the media connection fails, Janus hangs up, or the room's connection is
+lost, it tears down and starts again (after the room has reconnected, with
+backoff for failures of its own), reporting each change. A fatal error (the
+stream id is taken, the codec is refused) ends it in its idle state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from enum import Enum
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+from .backoff import Backoff
+from .errors import EngineError, ErrorCode
+from .events import EventEmitter
+from .ice import rtc_configuration
+from .janus import JanusConnection
+from .quality import QualityMeter
+from .room import VIDEOROOM, Room
+
+log = logging.getLogger(__name__)
+
+
+class FatalLinkError(EngineError):
+    """A failure that trying again cannot mend."""
+
+
+class Link:
+    """Base of :class:`~appliance.publisher.Publisher` and
+    :class:`~appliance.player.Player`; subclasses set the states and events and
+    implement :meth:`_negotiate`."""
+
+    IDLE: Enum
+    REQUESTING: Enum
+    ACTIVE: Enum
+    STATE_EVENT: str
+    QUALITY_EVENT: str
+
+    def __init__(self, room: Room, emitter: EventEmitter, stream_id: str) -> None:
+        self.stream_id = stream_id
+        self.state = self.IDLE
+        self.error = ErrorCode.SUCCESS
+        self._room = room
+        self._emitter = emitter
+        self._profile = room.profile
+        self._task: asyncio.Task[None] | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._connection: JanusConnection | None = None
+        self._handle: int | None = None
+        self._broken = asyncio.Event()
+        self._broken_code = ErrorCode.SUCCESS
+        self._side_tasks: list[asyncio.Task[Any]] = []
+
+    @property
+    def finished(self) -> bool:
+        """True once the link has ended (stopped, or failed for good)."""
+        return self._task is None or self._task.done()
+
+    def start(self) -> None:
+        self._set_state(self.REQUESTING, ErrorCode.SUCCESS)
+        self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__}-{self.stream_id}")
+
+    async def stop(self, code: ErrorCode = ErrorCode.SUCCESS) -> None:
+        """Tears the link down and reports the idle state."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._teardown()
+        self._set_state(self.IDLE, code)
+
+    # -- subclass hooks -------------------------------------------------------
+
+    def _can_start(self) -> bool:
+        return True
+
+    def _watchers(self) -> list[Awaitable[Any]]:
+        """Extra conditions that end an established link (see Player)."""
+        return []
+
+    async def _negotiate(self, connection: JanusConnection, handle: int, pc: RTCPeerConnection) -> None:
+        raise NotImplementedError
+
+    def _video_frames(self) -> int:
+        return 0
+
+    # -- the loop -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = Backoff(self._profile.reconnect_min_delay, self._profile.reconnect_max_delay)
+        while True:
+            connection = await self._room.wait_ready(self._can_start)
+            room_broken = self._room.broken
+            self._set_state(self.REQUESTING, self.error)
+            try:
+                await self._establish(connection)
+            except FatalLinkError as exc:
+                log.error("%s %r: %s", type(self).__name__.lower(), self.stream_id, exc.message)
+                await self._teardown()
+                self._set_state(self.IDLE, exc.code)
+                return
+            except EngineError as exc:
+                log.warning("%s %r: %s; retrying", type(self).__name__.lower(), self.stream_id, exc.message)
+                await self._teardown()
+                self.error = exc.code
+                if not room_broken.is_set():
+                    await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            self._set_state(self.ACTIVE, ErrorCode.SUCCESS)
+            self._side_tasks.append(asyncio.create_task(self._report_quality()))
+            await self._wait_broken(room_broken)
+            await self._teardown()
+
+    async def _establish(self, connection: JanusConnection) -> None:
+        self._broken = asyncio.Event()
+        self._connection = connection
+        self._handle = await connection.attach(VIDEOROOM)
+        self._room.listen(self._handle, self._on_janus_event)
+        pc = self._pc = RTCPeerConnection(rtc_configuration(self._profile.ice_servers))
+        connected = asyncio.Event()
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState == "connected":
+                connected.set()
+            elif pc.connectionState in ("failed", "closed"):
+                self._break(ErrorCode.MEDIA_CONNECTION_FAILED)
+
+        await self._negotiate(connection, self._handle, pc)
+        await first_of(connected.wait(), self._broken.wait(), timeout=self._profile.request_timeout)
+        if not connected.is_set():
+            raise EngineError(ErrorCode.MEDIA_CONNECTION_FAILED, "the media connection to janus did not come up")
+
+    async def _wait_broken(self, room_broken: asyncio.Event) -> None:
+        await first_of(room_broken.wait(), self._broken.wait(), *self._watchers())
+        if room_broken.is_set():
+            self.error = ErrorCode.NETWORK_INTERRUPTED
+        elif self._broken.is_set():
+            self.error = self._broken_code
+            log.warning("%s %r: %s; re-establishing", type(self).__name__.lower(), self.stream_id, self.error.name)
+
+    def _break(self, code: ErrorCode) -> None:
+        if not self._broken.is_set():
+            self._broken_code = code
+            self._broken.set()
+
+    def _on_janus_event(self, message: dict[str, Any]) -> None:
+        if message.get("janus") in ("hangup", "detached"):
+            self._break(ErrorCode.MEDIA_CONNECTION_FAILED)
+
+    async def _report_quality(self) -> None:
+        meter = QualityMeter()
+        while self._pc is not None:
+            await asyncio.sleep(self._profile.quality_interval)
+            if self._pc is None:
+                return
+            report = await self._pc.getStats()
+            self._emitter.emit(self.QUALITY_EVENT, self.stream_id, meter.sample(report, self._video_frames()))
+
+    async def _teardown(self) -> None:
+        for task in self._side_tasks:
+            task.cancel()
+        await asyncio.gather(*self._side_tasks, return_exceptions=True)
+        self._side_tasks.clear()
+        pc, self._pc = self._pc, None
+        if pc is not None:
+            await pc.close()
+        handle, self._handle = self._handle, None
+        if handle is not None and self._connection is not None:
+            self._room.unlisten(handle)
+            await self._connection.detach(handle)
+        self._connection = None
+
+    def _set_state(self, state: Enum, code: ErrorCode) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        self._emitter.emit(self.STATE_EVENT, self.stream_id, state, code, {})
+
+
+async def first_of(*awaitables: Awaitable[Any], timeout: float | None = None) -> None:
+    """Waits until one of ``awaitables`` is done (or ``timeout``), then cancels the rest."""
+    waiters = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

@@ -1,0 +1,75 @@
+"""The engine's value types: the engine profile, users, streams, room config.
+
+Example::
+
+    profile = EngineProfile(server="ws://127.0.0.1:8188/")
+    user = User("room-42-pi", "Room 42")
+    config = RoomConfig(is_user_status_notify=True, token=token)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class User:
+    """A user of the room: ``user_id`` is unique and never empty."""
+
+    user_id: str
+    user_name: str = ""
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A stream published in the room, with the user who publishes it."""
+
+    stream_id: str
+    user: User
+    extra_info: str = ""
+
+
+@dataclass(frozen=True)
+class RoomConfig:
+    """Per-login options, as the seeds' room config.
+
+    ``is_user_status_notify`` turns on ``room_user_update`` events (off by
+    default, as in the seeds). ``token`` is the signed token the server checks;
+    it is never logged or shown in ``repr``.
+    """
+
+    is_user_status_notify: bool = False
+    token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """How the engine reaches its room service.
+
+    ``server`` is the Janus WebSocket URL. ``ice_servers`` is the list of
+    STUN/TURN servers (aiortc ``RTCIceServer`` keyword dicts), empty by default:
+    the appliance never contacts a public STUN server unless configured to.
+    ``ice_interfaces``, when set, limits ICE host candidates to those network
+    interfaces. Room creation options (codecs, size) apply when a login creates
+    the room.
+    """
+
+    server: str
+    ice_servers: tuple[dict[str, object], ...] = ()
+    ice_interfaces: tuple[str, ...] = ()
+    request_timeout: float = 10.0
+    keepalive_interval: float = 25.0
+    # A lost socket is noticed within ping_interval + ping_timeout.
+    ping_interval: float = 5.0
+    ping_timeout: float = 5.0
+    reconnect_min_delay: float = 0.25
+    reconnect_max_delay: float = 8.0
+    # 0 means keep trying for ever: an appliance never gives up on its room.
+    reconnect_timeout: float = 0.0
+    quality_interval: float = 3.0
+    room_video_codec: str = "h264,vp8"
+    room_audio_codec: str = "opus"
+    room_h264_profile: str = "42e01f"
+    room_max_publishers: int = 64
+    # Janus VideoRoom admin_key, when the server restricts room creation.
+    room_admin_key: str | None = field(default=None, repr=False)

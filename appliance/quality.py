@@ -1,0 +1,72 @@
+"""Stream quality figures from aiortc's statistics, every few seconds.
+
+Example::
+
+    meter = QualityMeter()
+    quality = meter.sample(await pc.getStats(), video_frames=track.frames)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiortc.stats import (
+    RTCInboundRtpStreamStats,
+    RTCOutboundRtpStreamStats,
+    RTCRemoteInboundRtpStreamStats,
+    RTCStatsReport,
+)
+
+
+@dataclass(frozen=True)
+class StreamQuality:
+    """Video frames per second, kbit/s of all media, round-trip time (None
+    where aiortc gives none, as on the receiving side) and the fraction of
+    packets lost in the last interval."""
+
+    fps: float
+    kbps: float
+    rtt_ms: float | None
+    packet_loss: float
+
+
+class QualityMeter:
+    """Turns cumulative counters into rates over the time between samples."""
+
+    def __init__(self) -> None:
+        self._time = time.monotonic()
+        self._frames = 0
+        self._bytes = 0
+        self._packets = 0
+        self._lost = 0
+
+    def sample(self, report: RTCStatsReport, video_frames: int) -> StreamQuality:
+        now = time.monotonic()
+        elapsed = max(now - self._time, 1e-6)
+        total_bytes = packets = lost = 0
+        rtts: list[float] = []
+        for stats in report.values():
+            if isinstance(stats, RTCOutboundRtpStreamStats):
+                total_bytes += stats.bytesSent
+                packets += stats.packetsSent
+            elif isinstance(stats, RTCInboundRtpStreamStats):
+                total_bytes += stats.bytesReceived
+                packets += stats.packetsReceived
+                lost += stats.packetsLost
+            elif isinstance(stats, RTCRemoteInboundRtpStreamStats):
+                lost += stats.packetsLost
+                if stats.roundTripTime is not None:
+                    rtts.append(stats.roundTripTime)
+        sent_or_received = packets - self._packets
+        newly_lost = max(0, lost - self._lost)
+        quality = StreamQuality(
+            fps=(video_frames - self._frames) / elapsed,
+            kbps=(total_bytes - self._bytes) * 8 / 1000 / elapsed,
+            rtt_ms=max(rtts) * 1000 if rtts else None,
+            packet_loss=newly_lost / max(1, sent_or_received + newly_lost),
+        )
+        self._time, self._frames, self._bytes, self._packets, self._lost = (
+            now, video_frames, total_bytes, packets, lost,
+        )
+        return quality

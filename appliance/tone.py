@@ -1,0 +1,77 @@
+"""The synthetic microphone: a sine tone in 20 ms frames, and an FFT check.
+
+Example::
+
+    source = ToneSource(440)
+    frame = await source.recv()                  # 960 samples, s16 mono, 48 kHz
+    dominant_frequency(samples, 48000)           # -> 440.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 48000
+FRAME_SAMPLES = 960  # 20 ms
+
+
+class ToneSource:
+    """An audio source: a continuous sine tone, paced in real time.
+
+    Like the test pattern, it resumes at the current time after a pause.
+    """
+
+    def __init__(self, frequency: float = 440.0, level: float = 0.3, channels: int = 1) -> None:
+        self.frequency = frequency
+        self.level = level
+        self.channels = channels
+        self.closed = False
+        self._samples = 0
+        self._next_time: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.closed:
+            raise ConnectionError("tone source is closed")
+        interval = FRAME_SAMPLES / SAMPLE_RATE
+        now = time.monotonic()
+        if self._next_time is None or now - self._next_time > interval:
+            self._next_time = now
+        elif self._next_time > now:
+            await asyncio.sleep(self._next_time - now)
+        self._next_time += interval
+        t = (self._samples + np.arange(FRAME_SAMPLES)) / SAMPLE_RATE
+        wave = (np.sin(2 * np.pi * self.frequency * t) * self.level * 32767).astype(np.int16)
+        layout = "mono" if self.channels == 1 else "stereo"
+        frame = av.AudioFrame.from_ndarray(np.repeat(wave, self.channels)[None, :], format="s16", layout=layout)
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._samples
+        frame.time_base = Fraction(1, SAMPLE_RATE)
+        self._samples += FRAME_SAMPLES
+        return frame
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def frame_samples(frame: av.AudioFrame) -> np.ndarray:
+    """A frame's samples as float mono in [-1, 1], whatever its format."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if frame.format.is_planar:
+        mono = data.astype(np.float64).mean(axis=0)
+    else:
+        mono = data.reshape(-1, channels).astype(np.float64).mean(axis=1)
+    scale = 32768.0 if data.dtype == np.int16 else 1.0
+    return mono / scale
+
+
+def dominant_frequency(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """The frequency (Hz) with the most energy, from a Hann-windowed FFT."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    spectrum[0] = 0
+    return float(np.argmax(spectrum) * sample_rate / len(samples))

@@ -1,0 +1,64 @@
+"""Media sources and sinks, and the aiortc tracks that carry them.
+
+A video source yields already-encoded H.264 (``av.Packet``, Annex-B, SPS/PPS
+before every IDR, ``pts``/``time_base`` set) so aiortc only packetizes it; an
+audio source yields 48 kHz PCM ``av.AudioFrame`` (aiortc encodes Opus). Sinks
+are plain callables that take a decoded frame.
+
+Sources outlive tracks: the engine wraps them in a new track for every peer
+connection (after a reconnect, for instance) and closes them only on
+``Engine.destroy()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import av
+from aiortc import MediaStreamTrack, RTCRtpSender
+
+
+@runtime_checkable
+class EncodedVideoSource(Protocol):
+    async def recv(self) -> av.Packet: ...
+
+    def request_keyframe(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AudioSource(Protocol):
+    async def recv(self) -> av.AudioFrame: ...
+
+    def close(self) -> None: ...
+
+
+VideoSink = Callable[[av.VideoFrame], None]
+AudioSink = Callable[[av.AudioFrame], None]
+
+
+class SourceTrack(MediaStreamTrack):
+    """An aiortc track reading from a source; counts what it hands over."""
+
+    def __init__(self, kind: str, source: EncodedVideoSource | AudioSource) -> None:
+        super().__init__()
+        self.kind = kind
+        self.source = source
+        self.frames = 0
+
+    async def recv(self) -> av.Packet | av.AudioFrame:  # type: ignore[override]
+        item = await self.source.recv()
+        self.frames += 1
+        return item
+
+
+def route_keyframe_requests(sender: RTCRtpSender, source: EncodedVideoSource) -> None:
+    """Sends the receivers' PLI/FIR to the source, which then emits an IDR.
+
+    aiortc handles PLI/FIR by setting a flag that only its own encoder reads,
+    so on the pass-through path they would be lost; this sender's keyframe hook
+    is pointed at the source instead.
+    """
+    sender._send_keyframe = source.request_keyframe  # type: ignore[method-assign]

@@ -1,0 +1,111 @@
+"""Fixtures: a real Janus in the private network namespace, engines, recorders.
+
+The suite must run inside ``scripts/netns`` (``make test`` does that): only
+``lo`` and the veth pair exist there, so no test packet can leave the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from appliance import Engine, EngineProfile
+from appliance.events import EVENTS
+from appliance.janus_server import LocalJanus
+
+NETNS_INTERFACES = {"lo", "v0", "v1"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    interfaces = {name for _, name in socket.if_nameindex()}
+    if interfaces != NETNS_INTERFACES:
+        pytest.exit(
+            f"the tests must run in the private network namespace (found {sorted(interfaces)}); "
+            "use `make test` or `scripts/netns .venv/bin/python -m pytest`",
+            returncode=4,
+        )
+
+
+@pytest.fixture(scope="session")
+def janus() -> Iterator[LocalJanus]:
+    """One Janus for the tests that do not stop it."""
+    with LocalJanus(ice_interfaces=["v0"]) as server:
+        yield server
+
+
+@pytest.fixture
+def own_janus() -> Iterator[LocalJanus]:
+    """A Janus of the test's own, which it may stop and start."""
+    with LocalJanus(ice_interfaces=["v0"]) as server:
+        yield server
+
+
+@pytest.fixture
+def room_id() -> str:
+    return f"room-{uuid.uuid4().hex[:10]}"
+
+
+def profile_for(server: LocalJanus, **overrides: Any) -> EngineProfile:
+    settings: dict[str, Any] = {"reconnect_max_delay": 1.0, "request_timeout": 5.0}
+    settings.update(overrides)
+    return EngineProfile(server=server.url, **settings)
+
+
+class Recorder:
+    """Records every event of an engine and waits for conditions on them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.events: list[tuple[str, tuple[Any, ...]]] = []
+        self._changed = asyncio.Event()
+        for name in EVENTS:
+            engine.on(name, self._handler(name))
+
+    def _handler(self, name: str) -> Callable[..., None]:
+        def record(*args: Any) -> None:
+            self.events.append((name, args))
+            self._changed.set()
+
+        return record
+
+    def of(self, name: str) -> list[tuple[Any, ...]]:
+        return [args for event, args in self.events if event == name]
+
+    def states(self, name: str, key: str | None = None) -> list[Any]:
+        """The states of ``publisher_state_update``/``player_state_update``
+        (for one stream) or ``room_state_update``, in order."""
+        return [args[1] for args in self.of(name) if key is None or args[0] == key]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+        async def watch() -> None:
+            # Events wake it at once; sinks' frames are seen on the next poll.
+            while not predicate():
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
+                except asyncio.TimeoutError:
+                    pass
+
+        try:
+            await asyncio.wait_for(watch(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out waiting for {what or predicate}; events: {self.events}") from None
+
+
+@pytest.fixture
+async def engines() -> AsyncIterator[Callable[[EngineProfile], tuple[Engine, Recorder]]]:
+    """Makes engines with recorders; destroys them after the test."""
+    made: list[Engine] = []
+
+    def make(profile: EngineProfile) -> tuple[Engine, Recorder]:
+        engine = Engine.create(profile)
+        made.append(engine)
+        return engine, Recorder(engine)
+
+    yield make
+    for engine in made:
+        await engine.destroy()

@@ -1,0 +1,97 @@
+"""Real media both ways through a real Janus: video stamps and an audio tone."""
+
+from __future__ import annotations
+
+import time
+
+import av
+import numpy as np
+
+from appliance import (
+    EncoderSettings,
+    PlayerState,
+    PublisherState,
+    RoomConfig,
+    TestPatternSource,
+    ToneSource,
+    UpdateType,
+    User,
+    dominant_frequency,
+    read_stamp,
+)
+from appliance.tone import frame_samples
+
+from .conftest import profile_for
+
+
+async def test_late_joiner_plays_the_published_pattern(janus, room_id, engines):
+    a, rec_a = engines(profile_for(janus))
+    b, rec_b = engines(profile_for(janus))
+    source = TestPatternSource(EncoderSettings(gop=60))
+    assert await a.login_room(room_id, User("alice", "Alice")) == 0
+    assert await a.start_publishing_stream("alice-cam", video=source) == 0
+    await rec_a.wait_for(lambda: a.publisher_state("alice-cam") is PublisherState.PUBLISHING, what="A publishing")
+
+    assert await b.login_room(room_id, User("bob", "Bob")) == 0
+    added = [args for args in rec_b.of("room_stream_update") if args[1] is UpdateType.ADD]
+    assert len(added) == 1, "streams already published arrive as one ADD at login"
+    assert [(s.stream_id, s.user.user_id, s.user.user_name) for s in added[0][2]] == [("alice-cam", "alice", "Alice")]
+
+    frames: list[av.VideoFrame] = []
+    assert await b.start_playing_stream("alice-cam", video_sink=frames.append) == 0
+    await rec_b.wait_for(lambda: len(frames) >= 60, what="60 decoded frames")
+
+    assert rec_b.states("player_state_update", "alice-cam")[:2] == [PlayerState.REQUESTING, PlayerState.PLAYING]
+    assert {(f.width, f.height) for f in frames} == {(1280, 720)}
+    stamps = [read_stamp(f) for f in frames[:60]]
+    assert None not in stamps
+    numbers = [s.frame_number for s in stamps]
+    assert numbers == sorted(set(numbers)), "frame numbers read back in order, none twice"
+    assert numbers[-1] - numbers[0] < 70, "no more than a few frames skipped"
+    assert all(0 <= s.age_ms() < 10_000 for s in stamps), "capture times are recent wall-clock times"
+
+
+async def test_tone_arrives_as_its_frequency(janus, room_id, engines):
+    a, rec_a = engines(profile_for(janus))
+    b, rec_b = engines(profile_for(janus))
+    await a.login_room(room_id, User("alice"))
+    await b.login_room(room_id, User("bob"))
+    await a.start_publishing_stream("alice-mic", audio=ToneSource(440))
+    await rec_b.wait_for(lambda: any(s.stream_id == "alice-mic" for s in b.streams), what="stream ADD")
+    received: list[av.AudioFrame] = []
+    await b.start_playing_stream("alice-mic", audio_sink=received.append)
+    await rec_b.wait_for(lambda: len(received) >= 100, what="2 s of audio")
+    assert {(f.sample_rate, f.samples) for f in received} == {(48000, 960)}
+    # Skip the first frames (Opus start-up), then look at one second.
+    samples = np.concatenate([frame_samples(f) for f in received[40:90]])
+    assert abs(dominant_frequency(samples, 48000) - 440) <= 2
+    assert np.sqrt(np.mean(samples**2)) > 0.05, "the tone is loud, not a whisper of noise"
+
+
+async def test_keyframe_request_reaches_encoder_mid_gop(janus, room_id, engines):
+    """With a 10 s GOP, a subscriber that joins mid-GOP gets an IDR made for it."""
+    a, rec_a = engines(profile_for(janus))
+    b, rec_b = engines(profile_for(janus))
+    source = TestPatternSource(EncoderSettings(gop=300))
+    await a.login_room(room_id, User("alice"))
+    await a.start_publishing_stream("alice-cam", video=source)
+    await rec_a.wait_for(lambda: a.publisher_state("alice-cam") is PublisherState.PUBLISHING)
+    await b.login_room(room_id, User("bob"))
+    await rec_b.wait_for(lambda: source.frame_number >= 60, what="2 s into the GOP")
+    requests_before = source.keyframe_requests
+    first: list[tuple[float, int]] = []
+
+    def sink(frame: av.VideoFrame) -> None:
+        if not first:
+            stamp = read_stamp(frame)
+            assert stamp is not None
+            first.append((time.monotonic(), stamp.frame_number))
+
+    started = time.monotonic()
+    await b.start_playing_stream("alice-cam", video_sink=sink)
+    await rec_b.wait_for(lambda: bool(first), timeout=12, what="first frame")
+    elapsed, frame_number = first[0][0] - started, first[0][1]
+    print(f"join -> first decoded frame: {elapsed * 1000:.0f} ms (frame {frame_number})")
+    assert source.keyframe_requests > requests_before, "the subscriber's PLI reached the source"
+    assert frame_number in source.requested_keyframes, "the first decoded frame is the IDR made on request"
+    assert frame_number < 300, "it did not wait for the next scheduled keyframe"
