@@ -32,7 +32,6 @@ class ErrorCode(IntEnum):
     PROTOCOL_ERROR = 2007
     # Credentials.
     AUTH_FAILED = 3001
-    TOKEN_EXPIRED = 3002
     # Room model.
     KICKED_OUT = 4001
     STREAM_ID_IN_USE = 4002

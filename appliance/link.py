@@ -96,9 +96,9 @@ class Link:
     async def _run(self) -> None:
         backoff = Backoff(self._profile.reconnect_min_delay, self._profile.reconnect_max_delay)
         while True:
+            self._set_state(self.REQUESTING, self.error)
             connection = await self._room.wait_ready(self._can_start)
             room_broken = self._room.broken
-            self._set_state(self.REQUESTING, self.error)
             try:
                 await self._establish(connection)
             except FatalLinkError as exc:

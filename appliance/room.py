@@ -155,10 +155,10 @@ class Room:
         try:
             joined = await self._connect_and_join()
         except EngineError as exc:
-            code = self._auth_code(exc)
-            log.error("login to room %r failed: %s", self.room_id, exc.message)
-            self._set_state(RoomState.DISCONNECTED, code, RoomStateReason.LOGIN_FAILED, exc.message)
-            return code
+            detail = self._explain(exc)
+            log.error("login to room %r failed: %s", self.room_id, detail)
+            self._set_state(RoomState.DISCONNECTED, exc.code, RoomStateReason.LOGIN_FAILED, detail)
+            return exc.code
         self._set_state(RoomState.CONNECTED, ErrorCode.SUCCESS, RoomStateReason.LOGGED_IN)
         self._apply_membership(joined, first=True)
         self._notify()
@@ -236,12 +236,13 @@ class Room:
         if connection is not None:
             await connection.close()
 
-    def _auth_code(self, exc: EngineError) -> ErrorCode:
+    def _explain(self, exc: EngineError) -> str:
+        """The error's message, saying so when a refused token has expired."""
         if isinstance(exc, JanusError) and exc.janus_code == UNAUTHORIZED and self.config.token:
             expiry = token_expiry(self.config.token)
             if expiry is not None and expiry <= time.time():
-                return ErrorCode.TOKEN_EXPIRED
-        return exc.code
+                return f"{exc.message} (the token expired at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(expiry))} UTC)"
+        return exc.message
 
     async def _supervise(self) -> None:
         while True:
@@ -265,15 +266,15 @@ class Room:
                 joined = await self._connect_and_join()
                 break
             except EngineError as exc:
-                code = self._auth_code(exc)
-                if code in (ErrorCode.AUTH_FAILED, ErrorCode.TOKEN_EXPIRED) or (
+                if exc.code is ErrorCode.AUTH_FAILED or (
                     self.profile.reconnect_timeout
                     and time.monotonic() - started > self.profile.reconnect_timeout
                 ):
-                    log.error("room %r: giving up reconnecting: %s", self.room_id, exc.message)
-                    self._set_state(RoomState.DISCONNECTED, code, RoomStateReason.RECONNECT_FAILED, exc.message)
+                    detail = self._explain(exc)
+                    log.error("room %r: giving up reconnecting: %s", self.room_id, detail)
+                    self._set_state(RoomState.DISCONNECTED, exc.code, RoomStateReason.RECONNECT_FAILED, detail)
                     self._notify()
-                    self._on_ended(code)
+                    self._on_ended(exc.code)
                     return False
                 await asyncio.sleep(backoff.next_delay())
         log.info("room %r: reconnected after %.1f s", self.room_id, time.monotonic() - started)

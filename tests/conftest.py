@@ -7,6 +7,7 @@ The suite must run inside ``scripts/netns`` (``make test`` does that): only
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +23,7 @@ NETNS_INTERFACES = {"lo", "v0", "v1"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger("aioice").setLevel(logging.WARNING)
     interfaces = {name for _, name in socket.if_nameindex()}
     if interfaces != NETNS_INTERFACES:
         pytest.exit(
