@@ -163,7 +163,8 @@ class JanusConnection:
         """Destroys the session (best effort), closes the socket, stops the tasks."""
         if self._ws is not None and self.session_id is not None and not self.lost.is_set():
             try:
-                await asyncio.wait_for(self._request({"janus": "destroy"}), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._request({"janus": "destroy"})
             except (EngineError, asyncio.TimeoutError):
                 pass
         self._mark_lost(EngineError(ErrorCode.SUCCESS, "closed"))
@@ -186,8 +187,11 @@ class JanusConnection:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[transaction] = (future, expect_event)
         try:
-            await self._ws.send(json.dumps(request))
-            return await asyncio.wait_for(future, self._request_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancellation that arrives together with the answer.
+            async with asyncio.timeout(self._request_timeout):
+                await self._ws.send(json.dumps(request))
+                return await future
         except asyncio.TimeoutError:
             raise EngineError(
                 ErrorCode.REQUEST_TIMEOUT,

@@ -58,6 +58,7 @@ class Link:
         self._broken = asyncio.Event()
         self._broken_code = ErrorCode.SUCCESS
         self._side_tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
 
     @property
     def finished(self) -> bool:
@@ -70,6 +71,7 @@ class Link:
 
     async def stop(self, code: ErrorCode = ErrorCode.SUCCESS) -> None:
         """Tears the link down and reports the idle state."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -95,7 +97,7 @@ class Link:
 
     async def _run(self) -> None:
         backoff = Backoff(self._profile.reconnect_min_delay, self._profile.reconnect_max_delay)
-        while True:
+        while not self._stopping:
             self._set_state(self.REQUESTING, self.error)
             connection = await self._room.wait_ready(self._can_start)
             room_broken = self._room.broken
@@ -162,7 +164,11 @@ class Link:
             await asyncio.sleep(self._profile.quality_interval)
             if self._pc is None:
                 return
-            report = await self._pc.getStats()
+            try:
+                report = await self._pc.getStats()
+            except Exception as exc:  # a closing connection; the next sample will tell
+                log.debug("stats of %r: %s", self.stream_id, exc)
+                continue
             self._emitter.emit(self.QUALITY_EVENT, self.stream_id, meter.sample(report, self._video_frames()))
 
     async def _teardown(self) -> None:

@@ -16,6 +16,7 @@ from aiortc.stats import (
     RTCOutboundRtpStreamStats,
     RTCRemoteInboundRtpStreamStats,
     RTCStatsReport,
+    RTCTransportStats,
 )
 
 
@@ -47,11 +48,12 @@ class QualityMeter:
         total_bytes = packets = lost = 0
         rtts: list[float] = []
         for stats in report.values():
-            if isinstance(stats, RTCOutboundRtpStreamStats):
-                total_bytes += stats.bytesSent
+            if isinstance(stats, RTCTransportStats):
+                # Media is bundled on one transport; RTCP adds a negligible amount.
+                total_bytes += stats.bytesSent + stats.bytesReceived
+            elif isinstance(stats, RTCOutboundRtpStreamStats):
                 packets += stats.packetsSent
             elif isinstance(stats, RTCInboundRtpStreamStats):
-                total_bytes += stats.bytesReceived
                 packets += stats.packetsReceived
                 lost += stats.packetsLost
             elif isinstance(stats, RTCRemoteInboundRtpStreamStats):

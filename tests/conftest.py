@@ -110,4 +110,21 @@ async def engines() -> AsyncIterator[Callable[[EngineProfile], tuple[Engine, Rec
 
     yield make
     for engine in made:
-        await engine.destroy()
+        task = asyncio.ensure_future(engine.destroy())
+        await asyncio.wait([task], timeout=15)
+        if not task.done():
+            for other in asyncio.all_tasks():
+                print("task", other.get_name(), "at:", " <- ".join(_await_chain(other)))
+            task.cancel()
+            raise AssertionError("Engine.destroy() did not finish")
+
+
+def _await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """Where a suspended coroutine waits, outermost first (for stuck-task reports)."""
+    chain, coro = [], task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename.split('site-packages/')[-1]}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return chain

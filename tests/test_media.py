@@ -95,3 +95,21 @@ async def test_keyframe_request_reaches_encoder_mid_gop(janus, room_id, engines)
     assert source.keyframe_requests > requests_before, "the subscriber's PLI reached the source"
     assert frame_number in source.requested_keyframes, "the first decoded frame is the IDR made on request"
     assert frame_number < 300, "it did not wait for the next scheduled keyframe"
+
+
+async def test_quality_updates_every_interval(janus, room_id, engines):
+    a, rec_a = engines(profile_for(janus, quality_interval=1.0))
+    b, rec_b = engines(profile_for(janus, quality_interval=1.0))
+    await a.login_room(room_id, User("alice"))
+    await a.start_publishing_stream("cam", video=TestPatternSource(EncoderSettings(width=640, height=360)))
+    await b.login_room(room_id, User("bob"))
+    await b.start_playing_stream("cam")
+    await rec_b.wait_for(lambda: len(rec_b.of("player_quality_update")) >= 3, what="3 player quality updates")
+    await rec_a.wait_for(lambda: len(rec_a.of("publisher_quality_update")) >= 3, what="3 publisher quality updates")
+    stream_id, sent = rec_a.of("publisher_quality_update")[-1]
+    assert stream_id == "cam"
+    assert 20 <= sent.fps <= 40 and sent.kbps > 50 and 0 <= sent.packet_loss <= 1
+    assert sent.rtt_ms is not None and 0 <= sent.rtt_ms < 1000, "RTT from Janus's receiver reports"
+    stream_id, received = rec_b.of("player_quality_update")[-1]
+    assert stream_id == "cam" and 20 <= received.fps <= 40 and received.kbps > 50
+    assert received.packet_loss == 0

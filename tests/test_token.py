@@ -38,6 +38,7 @@ async def test_valid_token_is_accepted(token_janus, room_id, engines):
         (None, "missing"),
         ("garbage", "malformed"),
     ],
+    ids=["expired", "forged", "missing", "malformed"],
 )
 async def test_refused_tokens_are_an_auth_error(token_janus, room_id, engines, token, why, caplog):
     engine, rec = engines(profile_for(token_janus))
