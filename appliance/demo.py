@@ -21,7 +21,7 @@ import numpy as np
 from .encoder import EncoderSettings
 from .engine import Engine
 from .janus_server import LocalJanus
-from .profile import EngineProfile, RoomConfig, User
+from .profile import EngineProfile, RoomConfig, Stream, User
 from .states import UpdateType
 from .testpattern import TestPatternSource, read_stamp
 from .tone import ToneSource, dominant_frequency, frame_samples
@@ -70,14 +70,13 @@ async def _participant(
     def on_state(room: str, state: object, code: object, extended: dict[str, object]) -> None:
         print(f"[{name}] room {room}: {getattr(state, 'value', state)} ({extended['reason'].value})", flush=True)  # type: ignore[attr-defined]
 
-    def on_streams(room: str, update: UpdateType, streams: list[object]) -> None:
+    async def on_streams(room: str, update: UpdateType, streams: list[Stream]) -> None:
         for stream in streams:
-            stream_id = stream.stream_id  # type: ignore[attr-defined]
-            print(f"[{name}] stream {update.value}: {stream_id}", flush=True)
+            print(f"[{name}] stream {update.value}: {stream.stream_id}", flush=True)
             if update is UpdateType.ADD:
-                asyncio.ensure_future(engine.start_playing_stream(stream_id, report.video, report.audio))
+                await engine.start_playing_stream(stream.stream_id, report.video, report.audio)
             else:
-                asyncio.ensure_future(engine.stop_playing_stream(stream_id))
+                await engine.stop_playing_stream(stream.stream_id)
 
     engine.on("room_state_update", on_state)
     engine.on("room_stream_update", on_streams)

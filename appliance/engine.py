@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from .errors import EngineError, ErrorCode
 from .events import EventEmitter
@@ -36,6 +36,7 @@ from .states import PlayerState, PublisherState, RoomState, RoomStateReason
 from .tracks import AudioSink, AudioSource, EncodedVideoSource, VideoSink
 
 log = logging.getLogger(__name__)
+L = TypeVar("L", bound=Link)
 
 
 class Engine:
@@ -176,9 +177,7 @@ class Engine:
                 raise EngineError(ErrorCode.INVALID_PARAMETER, f"stream {stream_id!r}: {video!r} is not a video source")
             if audio is not None and not isinstance(audio, AudioSource):
                 raise EngineError(ErrorCode.INVALID_PARAMETER, f"stream {stream_id!r}: {audio!r} is not an audio source")
-            existing = self._publishers.get(stream_id)
-            if existing is not None and not existing.finished:
-                raise EngineError(ErrorCode.ALREADY_PUBLISHING, f"stream {stream_id!r} is already being published")
+            _check_not_running(self._publishers, stream_id, ErrorCode.ALREADY_PUBLISHING)
         except EngineError as exc:
             log.error("publish refused: %s", exc)
             return exc.code
@@ -192,11 +191,7 @@ class Engine:
 
     async def stop_publishing_stream(self, stream_id: str) -> ErrorCode:
         """Stops publishing ``stream_id``; the others see it deleted."""
-        publisher = self._publishers.pop(stream_id, None)
-        if publisher is None:
-            return ErrorCode.SUCCESS
-        await publisher.stop()
-        return ErrorCode.SUCCESS
+        return await _stop(self._publishers, stream_id)
 
     # -- playing ------------------------------------------------------------
 
@@ -214,9 +209,7 @@ class Engine:
         try:
             check_stream_id(stream_id)
             room = self._require_room()
-            existing = self._players.get(stream_id)
-            if existing is not None and not existing.finished:
-                raise EngineError(ErrorCode.ALREADY_PLAYING, f"stream {stream_id!r} is already being played")
+            _check_not_running(self._players, stream_id, ErrorCode.ALREADY_PLAYING)
         except EngineError as exc:
             log.error("play refused: %s", exc)
             return exc.code
@@ -226,11 +219,8 @@ class Engine:
         return ErrorCode.SUCCESS
 
     async def stop_playing_stream(self, stream_id: str) -> ErrorCode:
-        player = self._players.pop(stream_id, None)
-        if player is None:
-            return ErrorCode.SUCCESS
-        await player.stop()
-        return ErrorCode.SUCCESS
+        """Stops playing ``stream_id``; its sinks get no more frames."""
+        return await _stop(self._players, stream_id)
 
     # -- teardown -----------------------------------------------------------
 
@@ -251,3 +241,16 @@ class Engine:
         if self._room is None or self._ending is not None:
             raise EngineError(ErrorCode.NOT_LOGGED_IN, "log in to a room first")
         return self._room
+
+
+def _check_not_running(links: Mapping[str, Link], stream_id: str, code: ErrorCode) -> None:
+    existing = links.get(stream_id)
+    if existing is not None and not existing.finished:
+        raise EngineError(code, f"stream {stream_id!r} is already {existing.ACTIVE.value}")
+
+
+async def _stop(links: dict[str, L], stream_id: str) -> ErrorCode:
+    link = links.pop(stream_id, None)
+    if link is not None:
+        await link.stop()
+    return ErrorCode.SUCCESS

@@ -373,9 +373,10 @@ class Room:
                 self._stream_feeds[participant.stream_id] = participant
         for key in ("leaving", "unpublished", "kicked"):
             feed_id = data.get(key)
-            if feed_id is None or feed_id == "ok":
+            if not isinstance(feed_id, str) or feed_id == "ok":
                 continue
-            self._presences.pop(feed_id, None)
+            if key != "unpublished":  # a foreign participant that unpublishes is still there
+                self._presences.pop(feed_id, None)
             for stream_id, participant in list(self._stream_feeds.items()):
                 if participant.feed_id == feed_id:
                     del self._stream_feeds[stream_id]

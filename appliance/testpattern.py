@@ -24,6 +24,7 @@ import av
 import numpy as np
 
 from .encoder import VIDEO_TIME_BASE, EncoderSettings, H264Encoder
+from .pacing import Pacer
 
 FRAME_BITS = 32
 TIME_BITS = 48
@@ -140,9 +141,8 @@ class TestPattern:
 class TestPatternSource:
     """An encoded-video source: the test pattern through :class:`H264Encoder`.
 
-    Paced in real time at ``settings.fps``; after a pause (nobody reading) it
-    resumes at the current time instead of catching up. Keyframe requests make
-    the next frame an IDR.
+    Paced in real time at ``settings.fps``. Keyframe requests make the next
+    frame an IDR.
     """
 
     __test__ = False
@@ -158,7 +158,7 @@ class TestPatternSource:
         self._encoder = H264Encoder(settings)
         self._want_keyframe = True
         self._requested = False
-        self._next_time: float | None = None
+        self._pacer = Pacer(1 / settings.fps)
         self._start = time.monotonic()
 
     def request_keyframe(self) -> None:
@@ -174,13 +174,7 @@ class TestPatternSource:
     async def _next_frame(self) -> list[av.Packet]:
         if self.closed:
             raise ConnectionError("test pattern source is closed")
-        interval = 1 / self.settings.fps
-        now = time.monotonic()
-        if self._next_time is None or now - self._next_time > interval:
-            self._next_time = now
-        elif self._next_time > now:
-            await asyncio.sleep(self._next_time - now)
-        self._next_time += interval
+        await self._pacer.wait()
         stamp = Stamp(self.frame_number, int(time.time() * 1000))
         frame = self._pattern.render(stamp)
         frame.pts = int((time.monotonic() - self._start) * VIDEO_TIME_BASE.denominator)

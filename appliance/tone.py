@@ -9,22 +9,19 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
-import time
 from fractions import Fraction
 
 import av
 import numpy as np
+
+from .pacing import Pacer
 
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 
 
 class ToneSource:
-    """An audio source: a continuous sine tone, paced in real time.
-
-    Like the test pattern, it resumes at the current time after a pause.
-    """
+    """An audio source: a continuous sine tone, paced in real time."""
 
     def __init__(self, frequency: float = 440.0, level: float = 0.3, channels: int = 1) -> None:
         self.frequency = frequency
@@ -32,18 +29,12 @@ class ToneSource:
         self.channels = channels
         self.closed = False
         self._samples = 0
-        self._next_time: float | None = None
+        self._pacer = Pacer(FRAME_SAMPLES / SAMPLE_RATE)
 
     async def recv(self) -> av.AudioFrame:
         if self.closed:
             raise ConnectionError("tone source is closed")
-        interval = FRAME_SAMPLES / SAMPLE_RATE
-        now = time.monotonic()
-        if self._next_time is None or now - self._next_time > interval:
-            self._next_time = now
-        elif self._next_time > now:
-            await asyncio.sleep(self._next_time - now)
-        self._next_time += interval
+        await self._pacer.wait()
         t = (self._samples + np.arange(FRAME_SAMPLES)) / SAMPLE_RATE
         wave = (np.sin(2 * np.pi * self.frequency * t) * self.level * 32767).astype(np.int16)
         layout = "mono" if self.channels == 1 else "stereo"

@@ -1,0 +1,32 @@
+"""Real-time pacing for synthetic sources.
+
+Example::
+
+    pacer = Pacer(1 / 30)
+    while True:
+        await pacer.wait()   # returns every 1/30 s
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+
+class Pacer:
+    """Waits until the next tick. After a pause longer than one interval
+    (nobody was reading) it starts again from now instead of catching up in a
+    burst."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next: float | None = None
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        if self._next is None or now - self._next > self.interval:
+            self._next = now
+        elif self._next > now:
+            await asyncio.sleep(self._next - now)
+        self._next += self.interval
