@@ -19,6 +19,8 @@ from appliance import Engine, EngineProfile
 from appliance.events import EVENTS
 from appliance.janus_server import LocalJanus
 
+from .pulse import PrivatePulse
+
 NETNS_INTERFACES = {"lo", "v0", "v1"}
 
 
@@ -45,6 +47,16 @@ def own_janus() -> Iterator[LocalJanus]:
     """A Janus of the test's own, which it may stop and start."""
     with LocalJanus(ice_interfaces=["v0"]) as server:
         yield server
+
+
+@pytest.fixture
+def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivatePulse]:
+    """A private PulseAudio; ALSA devices ``mic`` and ``spk`` use it."""
+    server = PrivatePulse()
+    server.start()
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(server.asound_conf))
+    yield server
+    server.stop()
 
 
 @pytest.fixture

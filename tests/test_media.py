@@ -11,7 +11,6 @@ from appliance import (
     EncoderSettings,
     PlayerState,
     PublisherState,
-    RoomConfig,
     TestPatternSource,
     ToneSource,
     UpdateType,

@@ -1,0 +1,198 @@
+"""The room's microphone: an ALSA capture device through pyalsaaudio.
+
+A capture thread reads 20 ms periods at 48 kHz and hands them to asyncio
+through a bounded :class:`~appliance.handoff.Handoff`. Overruns are counted and
+logged once per burst; they are never fatal. When the device goes away (a USB
+speakerphone unplugged) the source says so once, sends silence so the stream
+stays up, and reopens the device when it is back. Mute sends silence too.
+
+Example::
+
+    mic = MicrophoneSource(MicrophoneSettings(device="plughw:CARD=Speakerphone"))
+    await engine.start_publishing_stream("room-42-main", video=camera, audio=mic)
+    mic.muted = True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Protocol
+
+import alsaaudio
+import av
+
+from .handoff import Handoff
+from .tone import FRAME_SAMPLES, SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+# Clean periods after which an overrun starts a new burst (1 s).
+BURST_GAP = SAMPLE_RATE // FRAME_SAMPLES
+
+
+@dataclass(frozen=True)
+class MicrophoneSettings:
+    """``device`` is an ALSA PCM name (``default``, ``plughw:CARD=...``)."""
+
+    device: str = "default"
+    channels: int = 1
+    reopen_interval: float = 1.0
+    queue_periods: int = 10
+
+
+class CapturePcm(Protocol):
+    """What the source uses of ``alsaaudio.PCM``."""
+
+    def read(self) -> tuple[int, bytes]: ...
+
+    def close(self) -> None: ...
+
+
+def open_alsa_capture(settings: MicrophoneSettings) -> CapturePcm:
+    return alsaaudio.PCM(  # type: ignore[no-any-return]
+        type=alsaaudio.PCM_CAPTURE,
+        mode=alsaaudio.PCM_NORMAL,
+        rate=SAMPLE_RATE,
+        channels=settings.channels,
+        format=alsaaudio.PCM_FORMAT_S16_LE,
+        periodsize=FRAME_SAMPLES,
+        periods=4,
+        device=settings.device,
+    )
+
+
+class MicrophoneSource:
+    """An audio source reading an ALSA capture device; see the module docs.
+
+    ``open_pcm`` opens the device (``alsaaudio.PCM`` by default).
+    """
+
+    def __init__(
+        self,
+        settings: MicrophoneSettings = MicrophoneSettings(),
+        open_pcm: Callable[[MicrophoneSettings], CapturePcm] = open_alsa_capture,
+    ) -> None:
+        self.settings = settings
+        self.muted = False
+        self.overruns = 0
+        self.available = False
+        self.closed = False
+        self._open_pcm = open_pcm
+        self._layout = "mono" if settings.channels == 1 else "stereo"
+        self._silence = bytes(FRAME_SAMPLES * 2 * settings.channels)
+        self._samples = 0
+        self._handoff: Handoff[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._reported_missing = False
+
+    @property
+    def dropped(self) -> int:
+        """Periods dropped because nobody read them in time."""
+        return self._handoff.dropped if self._handoff else 0
+
+    def start(self) -> None:
+        """Starts capturing; ``recv`` does it on first use."""
+        if self._thread is None:
+            self._handoff = Handoff(asyncio.get_running_loop(), self.settings.queue_periods)
+            self._thread = threading.Thread(target=self._capture, name="microphone", daemon=True)
+            self._thread.start()
+
+    async def recv(self) -> av.AudioFrame:
+        if self.closed:
+            raise ConnectionError("microphone source is closed")
+        self.start()
+        assert self._handoff is not None
+        data = await self._handoff.get()
+        frame = av.AudioFrame(format="s16", layout=self._layout, samples=FRAME_SAMPLES)
+        frame.planes[0].update(self._silence if self.muted else data)
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._samples
+        frame.time_base = Fraction(1, SAMPLE_RATE)
+        self._samples += FRAME_SAMPLES
+        return frame
+
+    def close(self) -> None:
+        self.closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    # -- capture thread -----------------------------------------------------
+
+    def _capture(self) -> None:
+        pcm: CapturePcm | None = None
+        next_try = 0.0
+        clean = BURST_GAP
+        burst = 0
+        device = self.settings.device
+        while not self._stop.is_set():
+            if pcm is None:
+                if time.monotonic() >= next_try:
+                    pcm = self._try_open()
+                    next_try = time.monotonic() + self.settings.reopen_interval
+                if pcm is None:
+                    self._put(self._silence)  # keep the stream alive while the device is away
+                    time.sleep(FRAME_SAMPLES / SAMPLE_RATE)
+                    continue
+            try:
+                length, data = pcm.read()
+            except alsaaudio.ALSAAudioError as exc:
+                log.warning("microphone %r is gone (%s); sending silence, retrying every %g s",
+                            device, exc, self.settings.reopen_interval)
+                self._reported_missing = True
+                _close_quietly(pcm)
+                pcm, self.available = None, False
+                next_try = time.monotonic() + self.settings.reopen_interval
+                continue
+            if length == -errno.EPIPE:
+                self.overruns += 1
+                burst += 1
+                if clean >= BURST_GAP:
+                    log.warning("microphone %r overrun: audio was lost (counting until it is clean for 1 s)", device)
+                clean = 0
+                continue
+            if length <= 0:
+                continue
+            clean += 1
+            if clean == BURST_GAP and burst:
+                log.info("microphone %r: the overrun burst lost %d periods", device, burst)
+                burst = 0
+            self._put(data)
+        if pcm is not None:
+            _close_quietly(pcm)
+        self.available = False
+
+    def _try_open(self) -> CapturePcm | None:
+        try:
+            pcm = self._open_pcm(self.settings)
+        except alsaaudio.ALSAAudioError as exc:
+            if not self._reported_missing:
+                log.warning("microphone %r cannot be opened (%s); sending silence, retrying every %g s",
+                            self.settings.device, exc, self.settings.reopen_interval)
+                self._reported_missing = True
+            return None
+        if self._reported_missing:
+            log.warning("microphone %r is back", self.settings.device)
+            self._reported_missing = False
+        self.available = True
+        return pcm
+
+    def _put(self, data: bytes) -> None:
+        assert self._handoff is not None
+        self._handoff.put(data)
+
+
+def _close_quietly(pcm: Any) -> None:
+    try:
+        pcm.close()
+    except alsaaudio.ALSAAudioError:
+        pass
