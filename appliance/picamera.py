@@ -1,0 +1,199 @@
+"""The Pi camera through picamera2, encoded to H.264 without the CPU where possible.
+
+On a Pi 4 and earlier, picamera2's ``H264Encoder`` drives the V4L2 hardware
+encoder (constrained baseline, SPS/PPS with every IDR); each encoded frame
+reaches :class:`PacketOutput` on the encoder's thread and goes to asyncio as an
+``av.Packet``. Keyframe requests call ``force_key_frame()``. A Pi 5 has no
+hardware H.264 encoder (picamera2's libav fallback crashes on
+``force_key_frame()`` with the PyAV aiortc needs), so there the camera gives
+YUV420 frames and the project's own :class:`~appliance.encoder.H264Encoder`
+encodes them. ``encoder = "auto"`` picks by board.
+
+This module imports picamera2, which on a Pi comes from apt
+(``python3-picamera2``).
+
+Example::
+
+    camera = PiCameraSource(EncoderSettings(width=1280, height=720, fps=30, gop=60))
+    await engine.start_publishing_stream("room-42-main", video=camera, audio=mic)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from picamera2 import Picamera2
+from picamera2.encoders.h264_encoder import H264Encoder as HardwareH264Encoder
+from picamera2.outputs import Output
+
+from .encoder import VIDEO_TIME_BASE, EncoderSettings, H264Encoder
+from .handoff import Handoff
+
+log = logging.getLogger(__name__)
+
+MICROSECONDS = Fraction(1, 1_000_000)
+ENCODER_MODES = ("auto", "hardware", "software")
+
+
+def board_model(path: Path = Path("/proc/device-tree/model")) -> str:
+    """The board's model string (``Raspberry Pi 4 Model B Rev 1.4``), or ``""``."""
+    try:
+        return path.read_bytes().rstrip(b"\0").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def choose_encoder(mode: str, model: str | None = None) -> str:
+    """``hardware`` or ``software`` for a configured ``auto|hardware|software``."""
+    if mode not in ENCODER_MODES:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODER_MODES)}, not {mode!r}")
+    if mode != "auto":
+        return mode
+    model = board_model() if model is None else model
+    # The Pi 5 (and anything that is not a Pi) has no V4L2 H.264 encoder.
+    has_hardware = model.startswith("Raspberry Pi") and "Raspberry Pi 5" not in model
+    return "hardware" if has_hardware else "software"
+
+
+class PacketOutput(Output):  # type: ignore[misc]
+    """A picamera2 output that turns encoded frames into ``av.Packet``.
+
+    Called on the encoder's thread; never blocks it: packets go through a
+    bounded :class:`~appliance.handoff.Handoff`.
+    """
+
+    def __init__(self, handoff: Handoff[av.Packet]) -> None:
+        super().__init__()
+        self._handoff = handoff
+
+    def outputframe(
+        self,
+        frame: Any,
+        keyframe: bool = True,
+        timestamp: int | None = None,
+        packet: Any = None,
+        audio: bool = False,
+    ) -> None:
+        if audio or frame is None:
+            return
+        encoded = av.Packet(bytes(frame))
+        encoded.pts = time.monotonic_ns() // 1000 if timestamp is None else int(timestamp)
+        encoded.time_base = MICROSECONDS
+        encoded.is_keyframe = bool(keyframe)
+        self._handoff.put(encoded)
+
+
+def _after_drop_wait_for_keyframe(packet: av.Packet, after_drop: bool) -> bool:
+    # P-frames after a gap would only decode to garbage: wait for the IDR.
+    return packet.is_keyframe or not after_drop
+
+
+class PiCameraSource:
+    """An encoded-video source from the Pi camera (see the module docs).
+
+    ``camera`` is a ``Picamera2`` (one is opened on first use if not given).
+    """
+
+    def __init__(
+        self,
+        settings: EncoderSettings = EncoderSettings(),
+        encoder: str = "auto",
+        camera: Picamera2 | None = None,
+        queue_packets: int = 8,
+    ) -> None:
+        self.settings = settings
+        self.mode = choose_encoder(encoder)
+        self.keyframe_requests = 0
+        self.closed = False
+        self._camera = camera
+        self._queue_packets = queue_packets
+        self._handoff: Handoff[av.Packet] | None = None
+        self._hardware: HardwareH264Encoder | None = None
+        self._want_keyframe = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Packets dropped because the network side fell behind."""
+        return self._handoff.dropped if self._handoff else 0
+
+    def start(self) -> None:
+        """Configures the camera and starts encoding; ``recv`` does it on first use."""
+        if self._handoff is not None:
+            return
+        self._handoff = Handoff(
+            asyncio.get_running_loop(), self._queue_packets,
+            on_drop=self.request_keyframe, accept=_after_drop_wait_for_keyframe,
+        )
+        output = PacketOutput(self._handoff)
+        camera = self._camera = self._camera or Picamera2()
+        s = self.settings
+        camera.configure(
+            camera.create_video_configuration(
+                main={"size": (s.width, s.height), "format": "YUV420"},
+                controls={"FrameRate": s.fps},
+            )
+        )
+        if self.mode == "hardware":
+            self._hardware = HardwareH264Encoder(
+                bitrate=s.bitrate, repeat=True, iperiod=s.gop, framerate=s.fps, profile="constrained baseline"
+            )
+            camera.start_recording(self._hardware, output)
+        else:
+            camera.start()
+            self._thread = threading.Thread(target=self._encode_frames, args=(camera, output), name="camera-encoder", daemon=True)
+            self._thread.start()
+        log.info("camera started: %dx%d@%d, %s H.264", s.width, s.height, s.fps, self.mode)
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        if self._hardware is not None:
+            self._hardware.force_key_frame()
+        else:
+            self._want_keyframe.set()
+
+    async def recv(self) -> av.Packet:
+        if self.closed:
+            raise ConnectionError("camera source is closed")
+        self.start()
+        assert self._handoff is not None
+        return await self._handoff.get()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        camera = self._camera
+        if camera is not None and self._handoff is not None:
+            if self._hardware is not None:
+                camera.stop_recording()
+            else:
+                camera.stop()
+            camera.close()
+
+    def _encode_frames(self, camera: Picamera2, output: PacketOutput) -> None:
+        """The software path (Pi 5): YUV420 from the camera, our libx264 encoder."""
+        s = self.settings
+        encoder = H264Encoder(s)
+        self._want_keyframe.set()
+        while not self._stop.is_set():
+            planes = camera.capture_array("main")
+            timestamp_us = time.monotonic_ns() // 1000
+            frame = av.VideoFrame.from_ndarray(planes[: s.height * 3 // 2, : s.width], format="yuv420p")
+            frame.pts = timestamp_us * VIDEO_TIME_BASE.denominator // 1_000_000
+            frame.time_base = VIDEO_TIME_BASE
+            keyframe = self._want_keyframe.is_set()
+            self._want_keyframe.clear()
+            for packet in encoder.encode(frame, keyframe):
+                output.outputframe(bytes(packet), packet.is_keyframe, timestamp_us)
