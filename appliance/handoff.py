@@ -42,8 +42,11 @@ class Handoff(Generic[T]):
         self._ready = asyncio.Event()
 
     def put(self, item: T) -> None:
-        """Thread-safe and non-blocking."""
-        self._loop.call_soon_threadsafe(self._put, item)
+        """Thread-safe and non-blocking; a no-op once the event loop has closed."""
+        try:
+            self._loop.call_soon_threadsafe(self._put, item)
+        except RuntimeError:  # the loop closed while the capture thread was finishing
+            pass
 
     def _put(self, item: T) -> None:
         if len(self._items) >= self._maxsize:

@@ -96,7 +96,7 @@ class MicrophoneSource:
     @property
     def dropped(self) -> int:
         """Periods dropped because nobody read them in time."""
-        return self._handoff.dropped if self._handoff else 0
+        return self._handoff.dropped if self._handoff is not None else 0
 
     def start(self) -> None:
         """Starts capturing; ``recv`` does it on first use."""

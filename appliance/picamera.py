@@ -24,7 +24,6 @@ import asyncio
 import logging
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,11 @@ from picamera2 import Picamera2
 from picamera2.encoders.h264_encoder import H264Encoder as HardwareH264Encoder
 from picamera2.outputs import Output
 
-from .encoder import VIDEO_TIME_BASE, EncoderSettings, H264Encoder
-from .handoff import Handoff
+from .capture import CameraStream
+from .encoder import EncoderSettings, H264Encoder
 
 log = logging.getLogger(__name__)
 
-MICROSECONDS = Fraction(1, 1_000_000)
 ENCODER_MODES = ("auto", "hardware", "software")
 
 
@@ -63,15 +61,14 @@ def choose_encoder(mode: str, model: str | None = None) -> str:
 
 
 class PacketOutput(Output):  # type: ignore[misc]
-    """A picamera2 output that turns encoded frames into ``av.Packet``.
+    """A picamera2 output handing each encoded frame to a :class:`CameraStream`.
 
-    Called on the encoder's thread; never blocks it: packets go through a
-    bounded :class:`~appliance.handoff.Handoff`.
+    Called on the encoder's thread; never blocks it.
     """
 
-    def __init__(self, handoff: Handoff[av.Packet]) -> None:
+    def __init__(self, stream: CameraStream) -> None:
         super().__init__()
-        self._handoff = handoff
+        self._stream = stream
 
     def outputframe(
         self,
@@ -81,18 +78,8 @@ class PacketOutput(Output):  # type: ignore[misc]
         packet: Any = None,
         audio: bool = False,
     ) -> None:
-        if audio or frame is None:
-            return
-        encoded = av.Packet(bytes(frame))
-        encoded.pts = time.monotonic_ns() // 1000 if timestamp is None else int(timestamp)
-        encoded.time_base = MICROSECONDS
-        encoded.is_keyframe = bool(keyframe)
-        self._handoff.put(encoded)
-
-
-def _after_drop_wait_for_keyframe(packet: av.Packet, after_drop: bool) -> bool:
-    # P-frames after a gap would only decode to garbage: wait for the IDR.
-    return packet.is_keyframe or not after_drop
+        if not audio and frame is not None:
+            self._stream.put(bytes(frame), keyframe, timestamp)
 
 
 class PiCameraSource:
@@ -110,30 +97,27 @@ class PiCameraSource:
     ) -> None:
         self.settings = settings
         self.mode = choose_encoder(encoder)
-        self.keyframe_requests = 0
         self.closed = False
+        self.stream = CameraStream(queue_packets)
         self._camera = camera
-        self._queue_packets = queue_packets
-        self._handoff: Handoff[av.Packet] | None = None
         self._hardware: HardwareH264Encoder | None = None
-        self._want_keyframe = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
+    def keyframe_requests(self) -> int:
+        return self.stream.keyframe_requests
+
+    @property
     def dropped(self) -> int:
         """Packets dropped because the network side fell behind."""
-        return self._handoff.dropped if self._handoff else 0
+        return self.stream.dropped
 
     def start(self) -> None:
         """Configures the camera and starts encoding; ``recv`` does it on first use."""
-        if self._handoff is not None:
+        if self.stream.started:
             return
-        self._handoff = Handoff(
-            asyncio.get_running_loop(), self._queue_packets,
-            on_drop=self.request_keyframe, accept=_after_drop_wait_for_keyframe,
-        )
-        output = PacketOutput(self._handoff)
+        self.stream.start(asyncio.get_running_loop())
         camera = self._camera = self._camera or Picamera2()
         s = self.settings
         camera.configure(
@@ -146,26 +130,22 @@ class PiCameraSource:
             self._hardware = HardwareH264Encoder(
                 bitrate=s.bitrate, repeat=True, iperiod=s.gop, framerate=s.fps, profile="constrained baseline"
             )
-            camera.start_recording(self._hardware, output)
+            self.stream.force_key_frame = self._hardware.force_key_frame
+            camera.start_recording(self._hardware, PacketOutput(self.stream))
         else:
             camera.start()
-            self._thread = threading.Thread(target=self._encode_frames, args=(camera, output), name="camera-encoder", daemon=True)
+            self._thread = threading.Thread(target=self._encode_frames, args=(camera,), name="camera-encoder", daemon=True)
             self._thread.start()
         log.info("camera started: %dx%d@%d, %s H.264", s.width, s.height, s.fps, self.mode)
 
     def request_keyframe(self) -> None:
-        self.keyframe_requests += 1
-        if self._hardware is not None:
-            self._hardware.force_key_frame()
-        else:
-            self._want_keyframe.set()
+        self.stream.request_keyframe()
 
     async def recv(self) -> av.Packet:
         if self.closed:
             raise ConnectionError("camera source is closed")
         self.start()
-        assert self._handoff is not None
-        return await self._handoff.get()
+        return await self.stream.get()
 
     def close(self) -> None:
         if self.closed:
@@ -175,25 +155,19 @@ class PiCameraSource:
         if self._thread is not None:
             self._thread.join(timeout=2)
         camera = self._camera
-        if camera is not None and self._handoff is not None:
+        if camera is not None and self.stream.started:
             if self._hardware is not None:
                 camera.stop_recording()
             else:
                 camera.stop()
             camera.close()
 
-    def _encode_frames(self, camera: Picamera2, output: PacketOutput) -> None:
+    def _encode_frames(self, camera: Picamera2) -> None:
         """The software path (Pi 5): YUV420 from the camera, our libx264 encoder."""
         s = self.settings
         encoder = H264Encoder(s)
-        self._want_keyframe.set()
         while not self._stop.is_set():
             planes = camera.capture_array("main")
             timestamp_us = time.monotonic_ns() // 1000
             frame = av.VideoFrame.from_ndarray(planes[: s.height * 3 // 2, : s.width], format="yuv420p")
-            frame.pts = timestamp_us * VIDEO_TIME_BASE.denominator // 1_000_000
-            frame.time_base = VIDEO_TIME_BASE
-            keyframe = self._want_keyframe.is_set()
-            self._want_keyframe.clear()
-            for packet in encoder.encode(frame, keyframe):
-                output.outputframe(bytes(packet), packet.is_keyframe, timestamp_us)
+            self.stream.encode(encoder, frame, timestamp_us)

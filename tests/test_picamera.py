@@ -15,7 +15,7 @@ from .conftest import profile_for
 from .fakecamera import FakePicamera2
 
 from appliance.picamera import PacketOutput, PiCameraSource, choose_encoder  # noqa: E402  (after the stubs)
-from appliance.handoff import Handoff  # noqa: E402
+from appliance.capture import CameraStream  # noqa: E402
 from picamera2.encoders.h264_encoder import H264Encoder as HardwareH264Encoder  # noqa: E402
 from picamera2.outputs import Output  # noqa: E402
 
@@ -32,7 +32,7 @@ async def test_camera_plays_through_janus_and_honours_keyframe_requests(mode, ja
     await rec_a.wait_for(lambda: camera.frame_number >= 60, what="2 s into the 10 s GOP")
     if mode == "hardware":
         assert isinstance(source._hardware, HardwareH264Encoder)
-        assert isinstance(PacketOutput(Handoff(asyncio.get_running_loop(), 1)), Output)
+        assert isinstance(PacketOutput(source.stream), Output)
 
     await b.login_room(room_id, User("remote"))
     requests_before = source.keyframe_requests
@@ -59,13 +59,15 @@ async def test_overflow_drops_until_the_next_keyframe_and_asks_for_one():
     """The encoder's thread is never blocked: a full queue drops, then waits for an IDR."""
     camera = FakePicamera2()
     source = PiCameraSource(EncoderSettings(width=320, height=180, gop=1000), encoder="hardware", camera=camera, queue_packets=4)
-    source.start()
-    await asyncio.sleep(1.0)  # nobody reads: the queue overflows many times
-    assert source.dropped > 0 and source.keyframe_requests > 0
-    assert camera.forced_keyframes, "the drop asked the encoder for an IDR"
-    packet = await source.recv()
-    assert packet.is_keyframe, "after a drop the first packet handed over is a keyframe"
-    source.close()
+    try:
+        source.start()
+        await asyncio.sleep(1.0)  # nobody reads: the queue overflows many times
+        assert source.dropped > 0 and source.keyframe_requests > 0
+        assert camera.forced_keyframes, "the drop asked the encoder for an IDR"
+        packet = await source.recv()
+        assert packet.is_keyframe, "after a drop the first packet handed over is a keyframe"
+    finally:
+        source.close()
 
 
 def test_encoder_mode_follows_the_board():
@@ -80,13 +82,14 @@ def test_encoder_mode_follows_the_board():
 
 def test_output_hands_over_from_the_encoder_thread_without_blocking():
     loop = asyncio.new_event_loop()
-    handoff: Handoff[av.Packet] = Handoff(loop, maxsize=2)
-    output = PacketOutput(handoff)
+    stream = CameraStream(queue_packets=2)
+    stream.start(loop)
+    output = PacketOutput(stream)
     thread = threading.Thread(target=lambda: [output.outputframe(b"\0\0\0\1\x65", True, 1000 * i) for i in range(50)])
     thread.start()
     thread.join(timeout=1)
     assert not thread.is_alive(), "outputframe never blocks"
     loop.run_until_complete(asyncio.sleep(0))
-    packet = loop.run_until_complete(handoff.get())
-    assert packet.time_base.denominator == 1_000_000 and packet.is_keyframe
+    packet = loop.run_until_complete(stream.get())
+    assert packet.time_base.denominator == 1_000_000 and packet.is_keyframe and packet.pts % 1000 == 0
     loop.close()
