@@ -1,0 +1,141 @@
+"""USB (UVC) cameras through V4L2 and PyAV.
+
+A camera that delivers H.264 itself (``input_format = "h264"``) is passed
+through untouched; it cannot be asked for a keyframe, so a new viewer waits for
+the camera's next one (set a short GOP on the camera if it has the control).
+Any other format (MJPEG, YUYV) is decoded, scaled to the configured size and
+encoded by the project's :class:`~appliance.encoder.H264Encoder`, which honours
+keyframe requests. An unplugged camera is reported once and reopened when it
+returns.
+
+Example::
+
+    camera = UsbCameraSource(EncoderSettings(width=1280, height=720), device="/dev/video0")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import av
+
+from .capture import CameraStream
+from .encoder import EncoderSettings, H264Encoder
+
+log = logging.getLogger(__name__)
+
+
+class UsbCameraSource:
+    """An encoded-video source from a V4L2 device (see the module docs).
+
+    ``container_format`` and ``device`` go to ``av.open`` (``v4l2`` and a
+    ``/dev/video*`` path for a real camera).
+    """
+
+    def __init__(
+        self,
+        settings: EncoderSettings = EncoderSettings(),
+        device: str = "/dev/video0",
+        input_format: str | None = None,
+        container_format: str = "v4l2",
+        queue_packets: int = 8,
+        reopen_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.device = device
+        self.input_format = input_format
+        self.passthrough: bool | None = None  # known once the camera is open
+        self.available = False
+        self.closed = False
+        self.stream = CameraStream(queue_packets)
+        self._container_format = container_format
+        self._reopen_interval = reopen_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def keyframe_requests(self) -> int:
+        return self.stream.keyframe_requests
+
+    def start(self) -> None:
+        if self.stream.started:
+            return
+        self.stream.start(asyncio.get_running_loop())
+        self._thread = threading.Thread(target=self._capture, name="usb-camera", daemon=True)
+        self._thread.start()
+
+    def request_keyframe(self) -> None:
+        self.stream.request_keyframe()
+
+    async def recv(self) -> av.Packet:
+        if self.closed:
+            raise ConnectionError("camera source is closed")
+        self.start()
+        return await self.stream.get()
+
+    def close(self) -> None:
+        self.closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    def _open(self) -> av.container.InputContainer:
+        s = self.settings
+        options = {"video_size": f"{s.width}x{s.height}", "framerate": str(s.fps)}
+        if self.input_format:
+            options["input_format"] = self.input_format
+        return av.open(self.device, format=self._container_format, options=options)
+
+    def _capture(self) -> None:
+        reported = False
+        while not self._stop.is_set():
+            try:
+                container = self._open()
+            except (OSError, av.FFmpegError) as exc:
+                if not reported:
+                    log.warning("camera %s cannot be opened (%s); retrying every %g s", self.device, exc, self._reopen_interval)
+                    reported = True
+                self._stop.wait(self._reopen_interval)
+                continue
+            if reported:
+                log.warning("camera %s is back", self.device)
+                reported = False
+            self.available = True
+            try:
+                self._read(container)
+            except (OSError, av.FFmpegError) as exc:
+                log.warning("camera %s is gone (%s); retrying every %g s", self.device, exc, self._reopen_interval)
+                reported = True
+            finally:
+                self.available = False
+                container.close()
+
+    def _read(self, container: av.container.InputContainer) -> None:
+        s = self.settings
+        video = container.streams.video[0]
+        self.passthrough = video.codec_context.name == "h264"
+        encoder = None if self.passthrough else H264Encoder(s)
+        if self.passthrough:
+            self.stream.force_key_frame = self._cannot_force_keyframe
+        log.info("camera %s: %s, %s", self.device, video.codec_context.name,
+                 "passed through" if self.passthrough else f"encoded to H.264 {s.width}x{s.height}")
+        for packet in container.demux(video):
+            if self._stop.is_set():
+                return
+            timestamp_us = time.monotonic_ns() // 1000
+            if encoder is None:
+                if packet.size:
+                    self.stream.put(bytes(packet), packet.is_keyframe, timestamp_us)
+                continue
+            for frame in packet.decode():
+                scaled = frame.reformat(s.width, s.height, "yuv420p")
+                self.stream.encode(encoder, scaled, timestamp_us)
+
+    def _cannot_force_keyframe(self) -> None:
+        if self.stream.keyframe_requests == 1:
+            log.info("camera %s encodes H.264 itself and cannot be asked for keyframes; "
+                     "new viewers wait for its next one", self.device)
