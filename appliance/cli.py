@@ -55,6 +55,13 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(args.seconds))
 
 
+def _devices(args: argparse.Namespace) -> int:
+    from .devices import report, survey
+
+    print(report(survey()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description="Meeting-room video endpoint on Janus VideoRoom.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", default="24h", help="how long it is valid: 3600, 90m, 24h, 7d (default 24h)")
     token.add_argument("--plugin", action="append", help=f"plugin the token allows (default {VIDEOROOM}); repeatable")
     token.set_defaults(run=_token)
+    devices = commands.add_parser("devices", help="list cameras, sound devices, GPIO and displays, with their config names")
+    devices.set_defaults(run=_devices)
     demo = commands.add_parser("demo", help="a local Janus and two simulated participants (use `make demo`)")
     demo.add_argument("--seconds", type=float, default=20.0, help="how long to run; 0 runs until Ctrl-C (default 20)")
     demo.set_defaults(run=_demo)
