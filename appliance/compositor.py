@@ -1,0 +1,316 @@
+"""The screen: remote participants in tiles, names, self-view, status line.
+
+Each played stream gets a sink that keeps only its newest frame; the
+compositor lays the tiles out (see :mod:`appliance.layout`), scales each
+picture with swscale straight to the output's pixel format, and draws names
+and the status line with Pillow. Out of a call it shows an idle screen (room
+name, clock, "press JOIN") or an error screen. :meth:`Compositor.run` paces
+composition at the display's frame rate and hands each frame to an output.
+
+Example::
+
+    screen = Compositor(1920, 1080, "bgra")
+    sink = screen.show_stream("alice-cam", "Alice")   # give it to start_playing_stream
+    screen.set_status(ScreenState.IN_CALL, room="room-42", participants=2)
+    image = screen.compose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import lru_cache
+from typing import Protocol
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .layout import MAX_TILES, Rect, fit, tile_rects
+from .pacing import Pacer
+from .pixels import PIXEL_FORMATS, blank, frame_array, png_bytes, rgb_to
+
+BACKGROUND = (16, 16, 16)
+TILE_BACKGROUND = (40, 40, 40)
+STATUS_BACKGROUND = (0, 0, 0)
+ERROR_BACKGROUND = (110, 20, 20)
+TEXT = (255, 255, 255)
+MUTED_TEXT = (255, 90, 90)
+
+
+class ScreenState(Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    IN_CALL = "in call"
+    RECONNECTING = "reconnecting"
+    ERROR = "error"
+
+
+class Output(Protocol):
+    """Where composed frames go: a framebuffer, KMS, a window, or nowhere."""
+
+    width: int
+    height: int
+    pixel_format: str
+
+    def show(self, image: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Tile:
+    name: str
+    order: int
+    active: float
+    frame: av.VideoFrame | None = None
+    scaled: tuple[av.VideoFrame, Rect, np.ndarray] | None = field(default=None, repr=False)
+
+
+@lru_cache(maxsize=256)
+def _label(text: str, size: int, fg: tuple[int, int, int], bg: tuple[int, int, int], pixel_format: str) -> np.ndarray:
+    """Text on an opaque box, in the output's pixel format (cached)."""
+    font = ImageFont.load_default(size=size)
+    left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, font=font)
+    pad = max(2, size // 4)
+    width = (right - left + 2 * pad + 1) & ~1
+    height = (bottom - top + 2 * pad + 1) & ~1
+    image = Image.new("RGB", (width, height), bg)
+    ImageDraw.Draw(image).text((pad - left, pad - top), text, font=font, fill=fg)
+    return rgb_to(np.asarray(image), pixel_format)
+
+
+def _flat(image: np.ndarray) -> np.ndarray:
+    """An image with one integer per pixel (bgra pixels seen as uint32)."""
+    return image.view(np.uint32)[..., 0] if image.ndim == 3 else image
+
+
+def _paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int) -> Rect:
+    """Copies ``image`` onto ``canvas`` at (x, y), clipped to the canvas."""
+    h = max(0, min(image.shape[0], canvas.shape[0] - y))
+    w = max(0, min(image.shape[1], canvas.shape[1] - x))
+    canvas[y : y + h, x : x + w] = image[:h, :w]
+    return Rect(x, y, w, h)
+
+
+class Compositor:
+    """Composes the appliance's screen; see the module docs."""
+
+    def __init__(self, width: int = 1920, height: int = 1080, pixel_format: str = "bgra", fps: float = 30) -> None:
+        if pixel_format not in PIXEL_FORMATS:
+            raise ValueError(f"pixel format must be one of {PIXEL_FORMATS}, not {pixel_format!r}")
+        self.width, self.height, self.pixel_format, self.fps = width, height, pixel_format, fps
+        self.state = ScreenState.IDLE
+        self.room = ""
+        self.detail = ""
+        self.muted = False
+        self.participants: int | None = None
+        self.frames_composed = 0
+        self.last_image: np.ndarray | None = None
+        self.status_height = max(24, height // 24)
+        self._tiles: dict[str, _Tile] = {}
+        self._order = 0
+        self._self_view: _Tile | None = None
+        # Each colour as one pixel value: uint32 for bgra, uint16 for rgb565le.
+        self._colors = {
+            color: _flat(rgb_to(np.full((1, 1, 3), color, np.uint8), pixel_format))[0, 0]
+            for color in (BACKGROUND, TILE_BACKGROUND, STATUS_BACKGROUND, ERROR_BACKGROUND)
+        }
+        self._canvas = blank(width, height, pixel_format)
+        self._layout: tuple[object, ...] | None = None
+
+    # -- what to show -------------------------------------------------------
+
+    def show_stream(self, stream_id: str, name: str = "") -> Callable[[av.VideoFrame], None]:
+        """Adds a tile for ``stream_id``; returns the sink that feeds it."""
+        tile = self._tiles.get(stream_id)
+        if tile is None:
+            self._order += 1
+            tile = self._tiles[stream_id] = _Tile(name or stream_id, self._order, time.monotonic())
+
+        def sink(frame: av.VideoFrame) -> None:
+            tile.frame = frame  # only the newest frame is kept
+
+        return sink
+
+    def remove_stream(self, stream_id: str) -> None:
+        """Takes the stream's tile off the screen from the next frame on."""
+        self._tiles.pop(stream_id, None)
+
+    def set_name(self, stream_id: str, name: str) -> None:
+        if stream_id in self._tiles:
+            self._tiles[stream_id].name = name
+
+    def mark_active(self, stream_id: str) -> None:
+        """Counts ``stream_id`` as just active (speaking); beyond nine remotes
+        the most recently active ones are shown."""
+        if stream_id in self._tiles:
+            self._tiles[stream_id].active = time.monotonic()
+
+    def self_view(self, enabled: bool = True) -> Callable[[av.VideoFrame], None] | None:
+        """Turns the picture-in-picture self-view on (returns its sink) or off."""
+        if not enabled:
+            self._self_view = None
+            return None
+        tile = self._self_view = _Tile("", 0, 0.0)
+
+        def sink(frame: av.VideoFrame) -> None:
+            tile.frame = frame
+
+        return sink
+
+    def set_status(
+        self,
+        state: ScreenState,
+        room: str = "",
+        detail: str = "",
+        muted: bool = False,
+        participants: int | None = None,
+    ) -> None:
+        self.state, self.room, self.detail, self.muted, self.participants = state, room, detail, muted, participants
+
+    # -- geometry -----------------------------------------------------------
+
+    @property
+    def tile_area(self) -> Rect:
+        return Rect(0, 0, self.width, self.height - self.status_height)
+
+    def visible_streams(self) -> list[str]:
+        """The streams on screen, in tile order."""
+        ids = list(self._tiles)
+        if len(ids) > MAX_TILES:
+            recent = sorted(ids, key=lambda s: self._tiles[s].active, reverse=True)[:MAX_TILES]
+            ids = [s for s in ids if s in recent]
+        return sorted(ids, key=lambda s: self._tiles[s].order)
+
+    def tile_rect(self, stream_id: str) -> Rect | None:
+        ids = self.visible_streams()
+        if stream_id not in ids:
+            return None
+        return tile_rects(len(ids), self.tile_area)[ids.index(stream_id)]
+
+    def picture_rect(self, stream_id: str) -> Rect | None:
+        """Where the stream's picture is drawn inside its tile (letterboxed)."""
+        rect, tile = self.tile_rect(stream_id), self._tiles.get(stream_id)
+        if rect is None or tile is None or tile.frame is None:
+            return None
+        return fit(tile.frame.width, tile.frame.height, rect)
+
+    def self_view_rect(self) -> Rect | None:
+        tile = self._self_view
+        if tile is None or tile.frame is None:
+            return None
+        area = self.tile_area
+        box = Rect(area.w - area.w // 5 - 16, area.h - area.h // 5 - 16, area.w // 5, area.h // 5)
+        return fit(tile.frame.width, tile.frame.height, box)
+
+    # -- drawing ------------------------------------------------------------
+
+    def compose(self) -> np.ndarray:
+        """Draws one screen in the output's pixel format.
+
+        The canvas persists between frames: backgrounds, letterboxes and the
+        status line are redrawn only when the layout or the status changes,
+        so an ordinary frame costs one scale and one copy per new picture.
+        """
+        ids = self.visible_streams() if self.state not in (ScreenState.IDLE, ScreenState.ERROR) else []
+        rects = tile_rects(len(ids), self.tile_area)
+        pip = self.self_view_rect() if ids or self.state is not ScreenState.IDLE else None
+        layout = (
+            self.state, self.room, self.detail, self.muted, self.participants, time.strftime("%H:%M"),
+            tuple((s, r, self.picture_rect(s), self._tiles[s].name) for s, r in zip(ids, rects)), pip,
+        )
+        canvas = self._canvas
+        redraw = layout != self._layout
+        if redraw:
+            self._layout = layout
+            if self.state in (ScreenState.IDLE, ScreenState.ERROR):
+                self._draw_message_screen(canvas)
+            else:
+                self._fill(canvas, Rect(0, 0, self.width, self.height), BACKGROUND)
+                for rect in rects:
+                    self._fill(canvas, rect, TILE_BACKGROUND)
+            self._draw_status(canvas)
+        for stream_id, rect in zip(ids, rects):
+            self._draw_tile(canvas, self._tiles[stream_id], rect, redraw)
+        if self._self_view is not None and pip is not None:
+            self._draw_picture(canvas, self._self_view, pip, redraw)
+        self.last_image = canvas
+        self.frames_composed += 1
+        return canvas
+
+    def _fill(self, canvas: np.ndarray, rect: Rect, color: tuple[int, int, int]) -> None:
+        # One 32- or 16-bit store per pixel, much faster than broadcasting 4 bytes.
+        _flat(canvas)[rect.slices] = self._colors[color]
+
+    def _draw_tile(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool) -> None:
+        if tile.frame is not None:
+            self._draw_picture(canvas, tile, fit(tile.frame.width, tile.frame.height, rect), redraw)
+        size = max(14, rect.h // 16)
+        label = _label(tile.name, size, TEXT, STATUS_BACKGROUND, self.pixel_format)
+        _paste(canvas, label, rect.x + size // 2, rect.y + rect.h - label.shape[0] - size // 2)
+
+    def _draw_picture(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool) -> None:
+        """Scales each new frame once and copies it; an unchanged picture is
+        left as it is on the canvas unless everything is being redrawn."""
+        frame = tile.frame
+        assert frame is not None
+        new = tile.scaled is None or tile.scaled[0] is not frame or tile.scaled[1] != rect
+        if new:
+            tile.scaled = (frame, rect, frame_array(frame.reformat(rect.w, rect.h, format=self.pixel_format)))
+        if new or redraw:
+            assert tile.scaled is not None
+            canvas[rect.slices] = tile.scaled[2]
+
+    def _draw_status(self, canvas: np.ndarray) -> None:
+        top = self.height - self.status_height
+        self._fill(canvas, Rect(0, top, self.width, self.status_height), STATUS_BACKGROUND)
+        parts = [self.room or "appliance", self.state.value]
+        if self.participants is not None and self.state is ScreenState.IN_CALL:
+            parts.append(f"{self.participants} participant{'s' if self.participants != 1 else ''}")
+        if self.detail and self.state is not ScreenState.ERROR:
+            parts.append(self.detail)
+        size = self.status_height * 3 // 5
+        label = _label("  ·  ".join(parts), size, TEXT, STATUS_BACKGROUND, self.pixel_format)
+        _paste(canvas, label, size // 2, top + (self.status_height - label.shape[0]) // 2)
+        if self.muted:
+            muted = _label("MUTED", size, MUTED_TEXT, STATUS_BACKGROUND, self.pixel_format)
+            _paste(canvas, muted, self.width - muted.shape[1] - size // 2, top + (self.status_height - muted.shape[0]) // 2)
+
+    def _draw_message_screen(self, canvas: np.ndarray) -> None:
+        error = self.state is ScreenState.ERROR
+        background = ERROR_BACKGROUND if error else BACKGROUND
+        self._fill(canvas, Rect(0, 0, self.width, self.height), background)
+        big, small = self.height // 10, self.height // 22
+        if error:
+            lines = [("Cannot join the call", big), (self.detail or "unknown error", small)]
+        else:
+            lines = [(self.room or "appliance", big), (time.strftime("%H:%M"), big), ("Press JOIN to start the call", small)]
+        y = self.height // 4
+        for text, size in lines:
+            label = _label(text, size, TEXT, background, self.pixel_format)
+            _paste(canvas, label, (self.width - label.shape[1]) // 2, y)
+            y += label.shape[0] + size // 2
+
+    # -- output -------------------------------------------------------------
+
+    def screenshot_png(self) -> bytes:
+        """The last composed screen as PNG (composes one if there is none)."""
+        image = self.last_image if self.last_image is not None else self.compose()
+        return png_bytes(image, self.pixel_format)
+
+    async def run(self, output: Output) -> None:
+        """Composes at the display's rate and shows each frame; runs until cancelled.
+
+        Composition runs in a worker thread so the event loop keeps the media flowing.
+        """
+        if (output.width, output.height, output.pixel_format) != (self.width, self.height, self.pixel_format):
+            raise ValueError("the output's geometry and pixel format differ from the compositor's")
+        pacer = Pacer(1 / self.fps)
+        while True:
+            await pacer.wait()
+            image = await asyncio.to_thread(self.compose)
+            await asyncio.to_thread(output.show, image)

@@ -1,0 +1,57 @@
+"""Pixel formats of display outputs, and frames as numpy arrays without copies.
+
+Outputs take ``bgra`` (XRGB8888 in memory order: B, G, R, X; the usual 32-bit
+framebuffer and DRM format) or ``rgb565le`` (16-bit framebuffers).
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+from PIL import Image
+
+PIXEL_FORMATS = ("bgra", "rgb565le")
+
+
+def frame_array(frame: av.VideoFrame) -> np.ndarray:
+    """The first plane of a ``bgra``/``rgb565le``/``rgb24`` frame as an array,
+    row padding cut off (a view, not a copy): (h, w, 4), (h, w) or (h, w, 3)."""
+    plane = frame.planes[0]
+    name = frame.format.name
+    if name == "rgb565le":
+        rows = np.frombuffer(plane, np.uint16).reshape(frame.height, plane.line_size // 2)
+        return rows[:, : frame.width]
+    channels = {"bgra": 4, "rgb24": 3}[name]
+    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+    return rows[:, : frame.width * channels].reshape(frame.height, frame.width, channels)
+
+
+def rgb_to(rgb: np.ndarray, pixel_format: str) -> np.ndarray:
+    """An (h, w, 3) RGB image in an output pixel format."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame_array(frame.reformat(format=pixel_format)).copy()
+
+
+def to_rgb(image: np.ndarray, pixel_format: str) -> np.ndarray:
+    """An image in an output pixel format back as (h, w, 3) RGB (for PNGs and tests)."""
+    if pixel_format == "bgra":
+        return image[..., 2::-1].copy()
+    r = (image >> 11) & 0x1F
+    g = (image >> 5) & 0x3F
+    b = image & 0x1F
+    return np.stack([(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)], axis=-1).astype(np.uint8)
+
+
+def blank(width: int, height: int, pixel_format: str) -> np.ndarray:
+    if pixel_format == "bgra":
+        return np.zeros((height, width, 4), np.uint8)
+    return np.zeros((height, width), np.uint16)
+
+
+def png_bytes(image: np.ndarray, pixel_format: str) -> bytes:
+    """An image in an output pixel format as a PNG file."""
+    buffer = io.BytesIO()
+    Image.fromarray(to_rgb(image, pixel_format)).save(buffer, format="PNG")
+    return buffer.getvalue()
