@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Protocol
 
 import alsaaudio
 import av
 
+from .alsadevice import ReopeningDevice
 from .handoff import Handoff
 from .tone import FRAME_SAMPLES, SAMPLE_RATE
 
@@ -82,7 +83,6 @@ class MicrophoneSource:
         self.settings = settings
         self.muted = False
         self.overruns = 0
-        self.available = False
         self.closed = False
         self._open_pcm = open_pcm
         self._layout = "mono" if settings.channels == 1 else "stereo"
@@ -91,7 +91,12 @@ class MicrophoneSource:
         self._handoff: Handoff[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._reported_missing = False
+        self._device: ReopeningDevice | None = None
+
+    @property
+    def available(self) -> bool:
+        """True while the device is open and delivering sound."""
+        return self._device is not None and self._device.available
 
     @property
     def dropped(self) -> int:
@@ -129,70 +134,39 @@ class MicrophoneSource:
     # -- capture thread -----------------------------------------------------
 
     def _capture(self) -> None:
-        pcm: CapturePcm | None = None
-        next_try = 0.0
+        device = ReopeningDevice("microphone", self.settings.device,
+                                 lambda: self._open_pcm(self.settings), self.settings.reopen_interval)
+        self._device = device
         clean = BURST_GAP
         burst = 0
-        device = self.settings.device
         while not self._stop.is_set():
+            pcm = device.get()
             if pcm is None:
-                if time.monotonic() >= next_try:
-                    pcm = self._try_open()
-                    next_try = time.monotonic() + self.settings.reopen_interval
-                if pcm is None:
-                    self._put(self._silence)  # keep the stream alive while the device is away
-                    time.sleep(FRAME_SAMPLES / SAMPLE_RATE)
-                    continue
+                self._put(self._silence)  # keep the stream alive while the device is away
+                time.sleep(FRAME_SAMPLES / SAMPLE_RATE)
+                continue
             try:
                 length, data = pcm.read()
             except alsaaudio.ALSAAudioError as exc:
-                log.warning("microphone %r is gone (%s); sending silence, retrying every %g s",
-                            device, exc, self.settings.reopen_interval)
-                self._reported_missing = True
-                _close_quietly(pcm)
-                pcm, self.available = None, False
-                next_try = time.monotonic() + self.settings.reopen_interval
+                device.lost(exc)
                 continue
             if length == -errno.EPIPE:
                 self.overruns += 1
                 burst += 1
                 if clean >= BURST_GAP:
-                    log.warning("microphone %r overrun: audio was lost (counting until it is clean for 1 s)", device)
+                    log.warning("microphone %r overrun: audio was lost (counting until it is clean for 1 s)",
+                                self.settings.device)
                 clean = 0
                 continue
             if length <= 0:
                 continue
             clean += 1
             if clean == BURST_GAP and burst:
-                log.info("microphone %r: the overrun burst lost %d periods", device, burst)
+                log.info("microphone %r: the overrun burst lost %d periods", self.settings.device, burst)
                 burst = 0
             self._put(data)
-        if pcm is not None:
-            _close_quietly(pcm)
-        self.available = False
-
-    def _try_open(self) -> CapturePcm | None:
-        try:
-            pcm = self._open_pcm(self.settings)
-        except alsaaudio.ALSAAudioError as exc:
-            if not self._reported_missing:
-                log.warning("microphone %r cannot be opened (%s); sending silence, retrying every %g s",
-                            self.settings.device, exc, self.settings.reopen_interval)
-                self._reported_missing = True
-            return None
-        if self._reported_missing:
-            log.warning("microphone %r is back", self.settings.device)
-            self._reported_missing = False
-        self.available = True
-        return pcm
+        device.close()
 
     def _put(self, data: bytes) -> None:
         assert self._handoff is not None
         self._handoff.put(data)
-
-
-def _close_quietly(pcm: Any) -> None:
-    try:
-        pcm.close()
-    except alsaaudio.ALSAAudioError:
-        pass

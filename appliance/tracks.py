@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import av
+import numpy as np
 from aiortc import MediaStreamTrack, RTCRtpSender
 
 
@@ -51,7 +52,22 @@ class SourceTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet | av.AudioFrame:  # type: ignore[override]
         item = await self.source.recv()
         self.frames += 1
+        if isinstance(item, av.AudioFrame) and item.layout.name == "mono":
+            return mono_to_stereo(item)
         return item
+
+
+def mono_to_stereo(frame: av.AudioFrame) -> av.AudioFrame:
+    """Both channels the same as the mono one, at the same level.
+
+    aiortc's Opus encoder would upmix mono itself with libswresample's -3 dB
+    centre mix, and the far end would hear the room 3 dB quieter.
+    """
+    samples = frame.to_ndarray().reshape(-1)
+    both = np.stack([samples, samples]) if frame.format.is_planar else np.repeat(samples, 2)[None, :]
+    stereo = av.AudioFrame.from_ndarray(both, format=frame.format.name, layout="stereo")
+    stereo.sample_rate, stereo.pts, stereo.time_base = frame.sample_rate, frame.pts, frame.time_base
+    return stereo
 
 
 def route_keyframe_requests(sender: RTCRtpSender, source: EncodedVideoSource) -> None:

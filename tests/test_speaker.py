@@ -1,0 +1,87 @@
+"""The speaker: remote tones through a real Janus, mixed into an ALSA file device."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import numpy as np
+
+from appliance import PlayerState, ToneSource, User
+from appliance.speaker import Speaker, SpeakerSettings
+from appliance.tracks import mono_to_stereo
+
+from .conftest import profile_for
+
+RATE = 48000
+
+
+def tone_level(samples: np.ndarray, frequency: float) -> float:
+    """The amplitude (0..1 of full scale) of ``frequency`` in mono ``samples``."""
+    window = np.hanning(len(samples))
+    spectrum = np.abs(np.fft.rfft(samples * window)) * 2 / window.sum()
+    index = round(frequency * len(samples) / RATE)
+    return float(spectrum[index - 2 : index + 3].max())
+
+
+def read_mono(path, channels: int = 2) -> np.ndarray:
+    data = np.frombuffer(path.read_bytes(), np.int16).astype(np.float64) / 32768
+    return data.reshape(-1, channels).mean(axis=1)
+
+
+async def test_two_remote_tones_mixed_at_their_levels_and_a_stopped_one_goes_at_once(janus, room_id, engines, tmp_path):
+    out = tmp_path / "speaker.raw"
+    speaker = Speaker(SpeakerSettings(device=f"file:FILE={out},FORMAT=raw"))
+    alice, rec_alice = engines(profile_for(janus))
+    carol, _ = engines(profile_for(janus))
+    bob, rec_bob = engines(profile_for(janus))
+    await alice.login_room(room_id, User("alice"))
+    await carol.login_room(room_id, User("carol"))
+    await alice.start_publishing_stream("alice-mic", audio=ToneSource(440, level=0.25))
+    await carol.start_publishing_stream("carol-mic", audio=ToneSource(660, level=0.15))
+    await bob.login_room(room_id, User("bob"))
+    await rec_bob.wait_for(lambda: len(bob.streams) == 2, what="both streams")
+    for stream in ("alice-mic", "carol-mic"):
+        await bob.start_playing_stream(stream, audio_sink=speaker.audio_sink(stream))
+    await rec_bob.wait_for(lambda: all(bob.player_state(s) is PlayerState.PLAYING for s in ("alice-mic", "carol-mic")))
+    await asyncio.sleep(2.0)
+
+    await alice.stop_publishing_stream("alice-mic")
+    await rec_bob.wait_for(lambda: bob.player_state("alice-mic") is PlayerState.REQUESTING, what="alice's stream gone")
+    removed_at = speaker.periods_written
+    speaker.remove_stream("alice-mic")
+    await bob.stop_playing_stream("alice-mic")
+    await asyncio.sleep(1.0)
+    speaker.close()
+
+    mono = read_mono(out)
+    period = 960
+    both = mono[(removed_at - 60) * period : (removed_at - 10) * period]  # one second with both playing
+    assert abs(tone_level(both, 440) - 0.25) < 0.05, "alice at her level"
+    assert abs(tone_level(both, 660) - 0.15) < 0.05, "carol at hers"
+    after = mono[(removed_at + 1) * period : (removed_at + 26) * period]  # from the next period on
+    assert tone_level(after, 440) < 0.005, "nothing stale of alice after her stream stopped"
+    assert abs(tone_level(after, 660) - 0.15) < 0.05, "carol goes on"
+    assert np.abs(mono).max() <= 1.0
+
+
+def test_mix_bounds_latency_and_applies_volume():
+    speaker = Speaker(SpeakerSettings(device="null", latency_ms=60, volume=0.5))
+    feed = speaker.audio_sink("a")
+    speaker.close()  # mix by hand from here on
+    frame = av.AudioFrame.from_ndarray(np.full((1, 960 * 2), 20000, np.int16), format="s16", layout="stereo")
+    frame.sample_rate = RATE
+    for _ in range(10):  # 200 ms arrive at once (a jitter burst)
+        feed(frame)
+    periods = [speaker.mix() for _ in range(5)]
+    assert [int(p.max()) for p in periods] == [10000, 10000, 10000, 0, 0], "only 60 ms kept, volume 0.5"
+    assert [int(p.min()) for p in periods] == [10000, 10000, 10000, 0, 0]
+
+
+def test_mono_sources_keep_their_level_in_stereo():
+    tone = np.full((1, 960), 12000, np.int16)
+    frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+    frame.sample_rate, frame.pts = RATE, 960
+    stereo = mono_to_stereo(frame)
+    assert stereo.layout.name == "stereo" and stereo.samples == 960 and stereo.pts == 960
+    assert set(stereo.to_ndarray().reshape(-1).tolist()) == {12000}, "no -3 dB centre mix"
