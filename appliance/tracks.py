@@ -66,7 +66,9 @@ def mono_to_stereo(frame: av.AudioFrame) -> av.AudioFrame:
     samples = frame.to_ndarray().reshape(-1)
     both = np.stack([samples, samples]) if frame.format.is_planar else np.repeat(samples, 2)[None, :]
     stereo = av.AudioFrame.from_ndarray(both, format=frame.format.name, layout="stereo")
-    stereo.sample_rate, stereo.pts, stereo.time_base = frame.sample_rate, frame.pts, frame.time_base
+    stereo.sample_rate, stereo.pts = frame.sample_rate, frame.pts
+    if frame.time_base is not None:
+        stereo.time_base = frame.time_base
     return stereo
 
 
