@@ -29,9 +29,13 @@ def frame_array(frame: av.VideoFrame) -> np.ndarray:
 
 
 def rgb_to(rgb: np.ndarray, pixel_format: str) -> np.ndarray:
-    """An (h, w, 3) RGB image in an output pixel format."""
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return frame_array(frame.reformat(format=pixel_format)).copy()
+    """An (h, w, 3) RGB image in an output pixel format, pixel for pixel
+    (swscale would filter small images such as text)."""
+    r, g, b = (rgb[..., i].astype(np.uint16) for i in range(3))
+    if pixel_format == "rgb565le":
+        return ((r >> 3) << 11) | ((g >> 2) << 5) | (b >> 3)
+    x = np.full(rgb.shape[:2], 255, np.uint8)
+    return np.stack([b.astype(np.uint8), g.astype(np.uint8), r.astype(np.uint8), x], axis=-1)
 
 
 def to_rgb(image: np.ndarray, pixel_format: str) -> np.ndarray:

@@ -1,0 +1,219 @@
+"""The screen: layouts, letterboxing, names, status/idle/error screens (pixel
+tests), the framebuffer output, and a remote pattern on the composed screen."""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import numpy as np
+import pytest
+
+from appliance import EncoderSettings, PlayerState, TestPatternSource, User, read_stamp
+from appliance.compositor import (
+    BACKGROUND,
+    ERROR_BACKGROUND,
+    MUTED_TEXT,
+    TILE_BACKGROUND,
+    Compositor,
+    ScreenState,
+    _label,
+)
+from appliance.display import FramebufferGeometry, FramebufferOutput, HeadlessOutput
+from appliance.layout import Rect, fit, grid, tile_rects
+from appliance.pixels import rgb_to, to_rgb
+
+from .conftest import profile_for
+
+COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200),
+           (200, 30, 200), (120, 60, 0), (0, 120, 60), (60, 0, 120), (250, 250, 250), (90, 90, 90)]
+
+
+def solid(colour: tuple[int, int, int], width: int = 1280, height: int = 720) -> av.VideoFrame:
+    return av.VideoFrame.from_ndarray(np.full((height, width, 3), colour, np.uint8), format="rgb24").reformat(format="yuv420p")
+
+
+def screen_rgb(screen: Compositor) -> np.ndarray:
+    return to_rgb(screen.compose(), screen.pixel_format).astype(int)
+
+
+def close_to(pixels: np.ndarray, colour: tuple[int, int, int], tolerance: int = 12) -> np.ndarray:
+    return (np.abs(pixels - np.array(colour)) <= tolerance).all(axis=-1)
+
+
+def test_grids_and_tile_rectangles():
+    assert [grid(n) for n in (1, 2, 3, 4, 5, 9, 14)] == [(1, 1), (2, 1), (2, 2), (2, 2), (3, 3), (3, 3), (3, 3)]
+    area = Rect(0, 0, 1920, 1035)
+    assert tile_rects(1, area) == [area]
+    assert tile_rects(2, area) == [Rect(0, 0, 960, 1035), Rect(960, 0, 960, 1035)]
+    assert tile_rects(4, area)[3] == Rect(960, 517, 960, 518)
+    assert tile_rects(9, area)[4] == Rect(640, 345, 640, 345)
+    assert len(tile_rects(12, area)) == 9
+    assert fit(1280, 720, Rect(0, 0, 960, 1035)) == Rect(0, 247, 960, 540), "letterboxed top and bottom"
+    assert fit(640, 480, Rect(0, 0, 1920, 1035)) == Rect(270, 0, 1380, 1034), "pillarboxed left and right"
+
+
+@pytest.mark.parametrize("pixel_format", ["bgra", "rgb565le"])
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
+def test_each_layout_places_pictures_letterboxes_and_names(count, pixel_format):
+    screen = Compositor(1920, 1080, pixel_format)
+    screen.set_status(ScreenState.IN_CALL, room="room-42", participants=count + 1)
+    for i in range(count):
+        screen.show_stream(f"s{i}", f"Person {i}")(solid(COLOURS[i], 640, 480 if i % 2 else 360))
+    image = screen_rgb(screen)
+    tiles = tile_rects(count, screen.tile_area)
+    for i in range(count):
+        tile, picture = screen.tile_rect(f"s{i}"), screen.picture_rect(f"s{i}")
+        assert tile == tiles[i] and picture == fit(640, 480 if i % 2 else 360, tile)
+        inside = image[picture.y + 4 : picture.y + picture.h // 2, picture.x + 4 : picture.x + picture.w - 4]
+        assert close_to(inside, COLOURS[i]).mean() > 0.99, f"tile {i} shows its picture"
+        bars = [image[tile.y : picture.y, tile.x : tile.x + tile.w], image[tile.y : tile.y + tile.h, tile.x : picture.x]]
+        bar = next(b for b in bars if b.size)
+        assert close_to(bar[: bar.shape[0] // 2], TILE_BACKGROUND).all(), f"tile {i} letterboxed (above its name)"
+        label = image[picture.y + picture.h - tile.h // 8 : tile.y + tile.h, tile.x : tile.x + tile.w // 2]
+        assert close_to(label, (255, 255, 255), 40).sum() > 30, f"tile {i} has its name drawn"
+
+
+def test_names_are_the_rendered_text_at_their_place():
+    screen = Compositor(1280, 720, "bgra")
+    screen.set_status(ScreenState.IN_CALL, room="r")
+    screen.show_stream("a", "Alice")(solid(COLOURS[0]))
+    image = screen.compose()
+    tile = screen.tile_rect("a")
+    size = max(14, tile.h // 16)
+    label = _label("Alice", size, (255, 255, 255), (0, 0, 0), "bgra")
+    y = tile.y + tile.h - label.shape[0] - size // 2
+    x = tile.x + size // 2
+    assert np.array_equal(image[y : y + label.shape[0], x : x + label.shape[1]], label)
+
+
+def test_status_line_says_room_state_and_muted():
+    screen = Compositor(1280, 720, "bgra")
+    screen.set_status(ScreenState.IN_CALL, room="room-42", participants=3, muted=True)
+    image = screen_rgb(screen)
+    bar = image[720 - screen.status_height :]
+    expected = to_rgb(_label("room-42  ·  in call  ·  3 participants", screen.status_height * 3 // 5,
+                             (255, 255, 255), (0, 0, 0), "bgra"), "bgra")
+    top = (screen.status_height - expected.shape[0]) // 2
+    x = screen.status_height * 3 // 5 // 2
+    assert np.array_equal(bar[top : top + expected.shape[0], x : x + expected.shape[1]], expected)
+    assert close_to(bar[:, -200:], MUTED_TEXT, 40).sum() > 20, "MUTED in red on the right"
+    screen.set_status(ScreenState.RECONNECTING, room="room-42")
+    assert not close_to(screen_rgb(screen)[720 - screen.status_height :, -200:], MUTED_TEXT, 40).any()
+
+
+def test_idle_and_error_screens():
+    screen = Compositor(1280, 720, "rgb565le")
+    screen.show_stream("a", "Alice")(solid(COLOURS[0]))
+    screen.set_status(ScreenState.IDLE, room="Board room")
+    idle = screen_rgb(screen)
+    assert not close_to(idle, COLOURS[0], 20).any(), "no call pictures on the idle screen"
+    assert close_to(idle[: 720 // 5], BACKGROUND, 8).all()
+    title = to_rgb(_label("Board room", 72, (255, 255, 255), BACKGROUND, "rgb565le"), "rgb565le")
+    x = (1280 - title.shape[1]) // 2
+    assert np.array_equal(idle[180 : 180 + title.shape[0], x : x + title.shape[1]], title), "room name, centred"
+    assert close_to(idle, (255, 255, 255), 40).sum() > 2000, "clock and 'press JOIN' drawn too"
+
+    screen.set_status(ScreenState.ERROR, room="Board room", detail="the server refused the token")
+    error = screen_rgb(screen)
+    assert close_to(error[: 720 - screen.status_height], ERROR_BACKGROUND, 8).mean() > 0.9
+    detail = to_rgb(_label("the server refused the token", 720 // 22, (255, 255, 255), ERROR_BACKGROUND,
+                           "rgb565le"), "rgb565le")
+    assert any(
+        np.array_equal(error[y : y + detail.shape[0], (1280 - detail.shape[1]) // 2 :][:, : detail.shape[1]], detail)
+        for y in range(180, 400)
+    ), "the error is spelled out"
+
+
+def test_beyond_nine_the_most_recently_active_are_shown_and_a_stopped_stream_leaves_at_once():
+    screen = Compositor(1920, 1080, "bgra")
+    screen.set_status(ScreenState.IN_CALL, room="big")
+    for i in range(11):
+        screen.show_stream(f"s{i}", f"P{i}")(solid(COLOURS[i]))
+    screen.mark_active("s0")
+    screen.mark_active("s1")
+    shown = screen.visible_streams()
+    assert len(shown) == 9 and "s0" in shown and "s1" in shown and "s2" not in shown and "s3" not in shown
+
+    screen = Compositor(1920, 1080, "bgra")
+    screen.set_status(ScreenState.IN_CALL, room="r")
+    for i in range(3):
+        screen.show_stream(f"s{i}", f"P{i}")(solid(COLOURS[i]))
+    screen.compose()
+    screen.remove_stream("s1")
+    image = screen_rgb(screen)  # the very next frame
+    assert close_to(image, COLOURS[1]).sum() == 0, "the stopped stream is gone from the next frame"
+    assert screen.tile_rect("s2") == tile_rects(2, screen.tile_area)[1], "the others reflow side by side"
+
+
+def test_self_view_picture_in_picture():
+    screen = Compositor(1280, 720, "bgra")
+    screen.set_status(ScreenState.IN_CALL, room="r")
+    screen.show_stream("a", "A")(solid(COLOURS[0]))
+    screen.self_view()(solid(COLOURS[2]))
+    image = screen_rgb(screen)
+    pip = screen.self_view_rect()
+    assert pip is not None and pip.x > 1280 // 2 and pip.y > 720 // 2 and pip.w <= 1280 // 5
+    assert close_to(image[pip.slices], COLOURS[2]).mean() > 0.98
+
+
+@pytest.mark.parametrize(("bits", "pixel_format"), [(16, "rgb565le"), (32, "bgra")])
+def test_framebuffer_writes_pixels_with_a_padded_stride(tmp_path, bits, pixel_format):
+    width, height, padding = 100, 60, 24
+    line_length = width * bits // 8 + padding
+    fb = tmp_path / "fb0"
+    fb.write_bytes(b"\xab" * line_length * height)
+    output = FramebufferOutput(str(fb), FramebufferGeometry(width, height, bits, line_length))
+    assert output.pixel_format == pixel_format
+    rgb = np.zeros((height, width, 3), np.uint8)
+    rgb[:, :50] = (255, 0, 0)
+    rgb[:, 50:] = (0, 0, 255)
+    rgb[10, 10] = (0, 255, 0)
+    output.show(rgb_to(rgb, pixel_format))
+    output.close()
+    raw = np.frombuffer(fb.read_bytes(), np.uint8).reshape(height, line_length)
+    assert (raw[:, width * bits // 8 :] == 0xAB).all(), "the padding of every row is left alone"
+    pixels = raw[:, : width * bits // 8]
+    if bits == 32:
+        shown = pixels.reshape(height, width, 4)
+        assert tuple(shown[0, 0, :3]) == (0, 0, 255) and tuple(shown[0, 99, :3]) == (255, 0, 0), "B, G, R in memory"
+        assert tuple(shown[10, 10, :3]) == (0, 255, 0)
+    else:
+        shown = pixels.view(np.uint16)
+        assert shown[0, 0] == 0xF800 and shown[0, 99] == 0x001F and shown[10, 10] == 0x07E0
+
+
+def test_framebuffer_geometry_refuses_other_depths():
+    with pytest.raises(ValueError, match="16 or 32"):
+        FramebufferGeometry(10, 10, 24, 30).pixel_format
+
+
+async def test_remote_pattern_appears_in_its_tile(janus, room_id, engines):
+    a, rec_a = engines(profile_for(janus))
+    b, rec_b = engines(profile_for(janus))
+    screen = Compositor(1920, 1080, "bgra")
+    output = HeadlessOutput(1920, 1080, "bgra")
+    await a.login_room(room_id, User("alice"))
+    await a.start_publishing_stream("alice-cam", video=TestPatternSource(EncoderSettings()))
+    await b.login_room(room_id, User("bob"))
+    screen.set_status(ScreenState.IN_CALL, room=room_id, participants=2)
+    screen.show_stream("other", "Other")(solid(COLOURS[3]))
+    await b.start_playing_stream("alice-cam", video_sink=screen.show_stream("alice-cam", "Alice"))
+    runner = asyncio.create_task(screen.run(output))
+    try:
+        await rec_b.wait_for(lambda: b.player_state("alice-cam") is PlayerState.PLAYING)
+        numbers = []
+        for _ in range(20):
+            await asyncio.sleep(0.1)
+            picture = screen.picture_rect("alice-cam")
+            if picture is None or output.last_image is None:
+                continue
+            stamp = read_stamp(to_rgb(output.last_image[picture.slices], "bgra"))
+            if stamp is not None:
+                numbers.append(stamp.frame_number)
+        assert len(numbers) >= 10, "the pattern's stamp reads back from the composed screen"
+        assert numbers == sorted(numbers) and numbers[-1] > numbers[0], "and it moves on"
+        assert screen.picture_rect("alice-cam").x >= 960, "in its own tile, the second one"
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
