@@ -67,6 +67,8 @@ class _Tile:
     order: int
     active: float
     frame: av.VideoFrame | None = None
+    received: int = 0
+    shown: int = 0
     scaled: tuple[av.VideoFrame, Rect, np.ndarray] | None = field(default=None, repr=False)
 
 
@@ -109,6 +111,7 @@ class Compositor:
         self.muted = False
         self.participants: int | None = None
         self.frames_composed = 0
+        self.frames_late = 0  # display frames missed because composing fell behind
         self.last_image: np.ndarray | None = None
         self.status_height = max(24, height // 24)
         self._tiles: dict[str, _Tile] = {}
@@ -133,6 +136,7 @@ class Compositor:
 
         def sink(frame: av.VideoFrame) -> None:
             tile.frame = frame  # only the newest frame is kept
+            tile.received += 1
 
         return sink
 
@@ -171,6 +175,11 @@ class Compositor:
         participants: int | None = None,
     ) -> None:
         self.state, self.room, self.detail, self.muted, self.participants = state, room, detail, muted, participants
+
+    @property
+    def frames_unshown(self) -> int:
+        """Remote frames replaced by a newer one before a screen showed them."""
+        return sum(max(0, t.received - t.shown) for t in self._tiles.values())
 
     # -- geometry -----------------------------------------------------------
 
@@ -261,6 +270,7 @@ class Compositor:
         new = tile.scaled is None or tile.scaled[0] is not frame or tile.scaled[1] != rect
         if new:
             tile.scaled = (frame, rect, frame_array(frame.reformat(rect.w, rect.h, format=self.pixel_format)))
+            tile.shown += 1
         if new or redraw:
             assert tile.scaled is not None
             canvas[rect.slices] = tile.scaled[2]
@@ -311,6 +321,6 @@ class Compositor:
             raise ValueError("the output's geometry and pixel format differ from the compositor's")
         pacer = Pacer(1 / self.fps)
         while True:
-            await pacer.wait()
+            self.frames_late += await pacer.wait()
             image = await asyncio.to_thread(self.compose)
             await asyncio.to_thread(output.show, image)

@@ -23,10 +23,16 @@ class Pacer:
         self.interval = interval
         self._next: float | None = None
 
-    async def wait(self) -> None:
+    async def wait(self) -> int:
+        """Waits for the next tick; returns how many ticks were missed (0 on time)."""
         now = time.monotonic()
-        if self._next is None or now - self._next > self.interval:
+        missed = 0
+        if self._next is None:
+            self._next = now
+        elif now - self._next > self.interval:
+            missed = int((now - self._next) / self.interval)
             self._next = now
         elif self._next > now:
             await asyncio.sleep(self._next - now)
         self._next += self.interval
+        return missed

@@ -6,15 +6,19 @@ Writes ``bench/results.json`` and prints a table. Figures so far:
   pattern -> the decoded frame at the receiver (720p30, libx264 ultrafast).
 - ``join_to_first_frame_ms_p50``: ``start_playing_stream`` -> first decoded
   frame, over joins at random points of a 2 s GOP.
+- ``compose4_cpu_per_s``, ``compose4_dropped``, ``compose4_unshown``: four
+  1280x720@30 remote streams (published by another process) decoded and
+  composed to 1920x1080@30: CPU seconds of this process per second, display
+  frames missed, remote frames replaced before they were shown.
 
-The composed-screen figures, CPU and memory come with the screen and daemon
-work; see docs/performance.md.
+See docs/performance.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import random
 import socket
 import statistics
@@ -26,6 +30,8 @@ from pathlib import Path
 import av
 
 from appliance import EncoderSettings, Engine, EngineProfile, PlayerState, PublisherState, TestPatternSource, User
+from appliance.compositor import Compositor, ScreenState
+from appliance.display import HeadlessOutput
 from appliance.janus_server import LocalJanus
 from appliance.testpattern import read_stamp
 
@@ -93,12 +99,48 @@ async def measure(janus: LocalJanus, joins: int, latency_seconds: float) -> dict
     }
 
 
+async def measure_compose(janus: LocalJanus, streams: int = 4, seconds: float = 10.0) -> dict[str, float]:
+    room = f"bench-{uuid.uuid4().hex[:8]}"
+    publishers = subprocess.Popen(
+        [sys.executable, "-m", "bench.publishers", janus.url, room, str(streams), str(seconds + 8)],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    viewer = Engine.create(EngineProfile(server=janus.url))
+    screen = Compositor(1920, 1080, "bgra", fps=30)
+    output = HeadlessOutput(1920, 1080, "bgra")
+    runner: asyncio.Task[None] | None = None
+    try:
+        await viewer.login_room(room, User("viewer"))
+        await wait_until(lambda: len(viewer.streams) == streams)
+        screen.set_status(ScreenState.IN_CALL, room=room, participants=streams + 1)
+        for stream in viewer.streams:
+            await viewer.start_playing_stream(stream.stream_id, video_sink=screen.show_stream(stream.stream_id, stream.stream_id))
+        await wait_until(lambda: all(viewer.player_state(s.stream_id) is PlayerState.PLAYING for s in viewer.streams))
+        runner = asyncio.create_task(screen.run(output))
+        await asyncio.sleep(2.0)
+        late, unshown, cpu, wall = screen.frames_late, screen.frames_unshown, time.process_time(), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        return {
+            "compose4_cpu_per_s": round(cpu / wall, 3),
+            "compose4_dropped": screen.frames_late - late,
+            "compose4_unshown": screen.frames_unshown - unshown,
+        }
+    finally:
+        if runner is not None:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        await viewer.destroy()
+        publishers.wait(timeout=30)
+
+
 def main() -> int:
     if {name for _, name in socket.if_nameindex()} != {"lo", "v0", "v1"}:
         print("bench: run it in the private network namespace: `make bench`", file=sys.stderr)
         return 69
     with LocalJanus(ice_interfaces=["v0"], debug_level=2) as janus:
         results = asyncio.run(measure(janus, joins=12, latency_seconds=10.0))
+        results.update(asyncio.run(measure_compose(janus)))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     width = max(map(len, results))
     for key, value in results.items():
