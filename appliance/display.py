@@ -1,10 +1,14 @@
-"""Display outputs: the Linux framebuffer, and a headless output.
+"""Display outputs: KMS/DRM, the Linux framebuffer, a desktop window, headless.
 
-A Pi OS Lite appliance has no desktop; the picture goes to ``/dev/fb0`` (the
-KMS driver's fbdev emulation). Its geometry comes from the fbdev ioctls (or is
+A Pi OS Lite appliance has no desktop; the picture goes straight to the
+display. With kms++ (``python3-kms++`` on Pi OS, as picamera2's DRM preview
+uses) the output takes the connector's preferred mode and flips between two
+XRGB8888 buffers with atomic commits. Otherwise ``/dev/fb0`` (the KMS
+driver's fbdev emulation): its geometry comes from the fbdev ioctls (or is
 given, for a regular file standing in for the device); rows honour the
-driver's stride; RGB565 and XRGB8888 are supported. The headless output keeps
-the last frame for screenshots.
+driver's stride; RGB565 and XRGB8888 are supported. On a development machine
+with a desktop, a pygame window; with nothing, a headless output that keeps
+the last frame for screenshots. ``open_output("auto")`` picks in that order.
 
 Example::
 
@@ -16,14 +20,20 @@ Example::
 from __future__ import annotations
 
 import fcntl
+import importlib
+import logging
 import mmap
 import os
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .pixels import png_bytes
+from .pixels import png_bytes, to_rgb
+
+log = logging.getLogger(__name__)
+OUTPUT_KINDS = ("auto", "kms", "framebuffer", "window", "headless")
 
 FBIOGET_VSCREENINFO = 0x4600
 FBIOGET_FSCREENINFO = 0x4602
@@ -110,3 +120,105 @@ class HeadlessOutput:
 
     def close(self) -> None:
         self.last_image = None
+
+
+class KmsOutput:
+    """Shows frames on a DRM connector through kms++ (``pykms``), double-buffered.
+
+    ``connector`` is a kms++ connector name (``HDMI-A-1``); empty takes the
+    first connected one.
+    """
+
+    pixel_format = "bgra"  # DRM XR24: B, G, R, X in memory
+
+    def __init__(self, connector: str = "") -> None:
+        pykms = importlib.import_module("pykms")
+        self._pykms = pykms
+        self._card = pykms.Card.open_modesetting_card()
+        resources = pykms.ResourceManager(self._card)
+        self._connector = resources.reserve_connector(connector)
+        self._crtc = resources.reserve_crtc(self._connector)
+        self._plane = resources.reserve_generic_plane(self._crtc)
+        mode = self._connector.get_default_mode()
+        self.width, self.height = mode.hdisplay, mode.vdisplay
+        self._buffers = [self._buffer() for _ in range(2)]
+        self._back = 0
+        request = pykms.AtomicReq(self._card)
+        request.add_connector(self._connector, self._crtc)
+        request.add_crtc(self._crtc, mode.to_blob(self._card))
+        request.add_plane(self._plane, self._buffers[1][0], self._crtc, dst=(0, 0, self.width, self.height))
+        request.commit_sync(allow_modeset=True)
+
+    def _buffer(self) -> tuple[Any, mmap.mmap, np.ndarray]:
+        fb = self._pykms.DumbFramebuffer(self._card, self.width, self.height, "XR24")
+        stride = fb.stride(0)
+        memory = mmap.mmap(fb.fd(0), stride * self.height, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        rows = np.frombuffer(memory, np.uint8).reshape(self.height, stride)
+        return fb, memory, rows[:, : self.width * 4].reshape(self.height, self.width, 4)
+
+    def show(self, image: np.ndarray) -> None:
+        fb, _, pixels = self._buffers[self._back]
+        pixels[:] = image
+        request = self._pykms.AtomicReq(self._card)
+        request.add_plane(self._plane, fb, self._crtc, dst=(0, 0, self.width, self.height))
+        request.commit_sync()
+        self._back ^= 1
+
+    def close(self) -> None:
+        memories = [memory for _, memory, _ in self._buffers]
+        self._buffers = []  # the pixel views go first: an mmap with views cannot close
+        for memory in memories:
+            memory.close()
+
+
+class WindowOutput:
+    """A desktop window (pygame), for development on a machine with a display."""
+
+    def __init__(self, width: int = 1280, height: int = 720, pixel_format: str = "bgra") -> None:
+        self._pygame = importlib.import_module("pygame")
+        self._pygame.display.init()
+        self.width, self.height, self.pixel_format = width, height, pixel_format
+        self._window = self._pygame.display.set_mode((width, height))
+        self._pygame.display.set_caption("appliance")
+
+    def show(self, image: np.ndarray) -> None:
+        self._pygame.event.pump()  # keeps the window responsive
+        rgb = to_rgb(image, self.pixel_format)
+        self._window.blit(self._pygame.image.frombuffer(rgb.tobytes(), (self.width, self.height), "RGB"), (0, 0))
+        self._pygame.display.flip()
+
+    def pixel(self, x: int, y: int) -> tuple[int, int, int]:
+        return tuple(self._window.get_at((x, y)))[:3]  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._pygame.display.quit()
+
+
+def open_output(kind: str = "auto", width: int = 1920, height: int = 1080, framebuffer: str = "/dev/fb0",
+                connector: str = "") -> KmsOutput | FramebufferOutput | WindowOutput | HeadlessOutput:
+    """The configured output; ``auto`` tries KMS, the framebuffer, a window, then headless."""
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUT_KINDS)}, not {kind!r}")
+    if kind == "kms":
+        return KmsOutput(connector)
+    if kind == "framebuffer":
+        return FramebufferOutput(framebuffer)
+    if kind == "window":
+        return WindowOutput(width, height)
+    if kind == "headless":
+        return HeadlessOutput(width, height)
+    for name, attempt in (
+        ("kms", lambda: KmsOutput(connector)),
+        ("framebuffer", lambda: FramebufferOutput(framebuffer)),
+        ("window", lambda: WindowOutput(width, height) if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") else None),
+    ):
+        try:
+            output = attempt()
+        except Exception as exc:  # kms++, fbdev and SDL each fail in their own way
+            log.info("no %s output: %s", name, exc)
+            continue
+        if output is not None:
+            log.info("display output: %s %dx%d", name, output.width, output.height)
+            return output
+    log.info("display output: headless %dx%d", width, height)
+    return HeadlessOutput(width, height)

@@ -4,6 +4,7 @@ tests), the framebuffer output, and a remote pattern on the composed screen."""
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import av
 import numpy as np
@@ -19,7 +20,14 @@ from appliance.compositor import (
     ScreenState,
     _label,
 )
-from appliance.display import FramebufferGeometry, FramebufferOutput, HeadlessOutput
+from appliance.display import (
+    FramebufferGeometry,
+    FramebufferOutput,
+    HeadlessOutput,
+    KmsOutput,
+    WindowOutput,
+    open_output,
+)
 from appliance.layout import Rect, fit, grid, tile_rects
 from appliance.pixels import rgb_to, to_rgb
 
@@ -217,3 +225,47 @@ async def test_remote_pattern_appears_in_its_tile(janus, room_id, engines):
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+def test_kms_output_flips_between_two_buffers(monkeypatch):
+    from . import fakepykms
+
+    monkeypatch.setitem(sys.modules, "pykms", fakepykms.module)
+    output = KmsOutput()
+    card = fakepykms.module.cards[-1]
+    assert (output.width, output.height, output.pixel_format) == (320, 180, "bgra")
+    assert card.commits[0]["allow_modeset"] and card.commits[0]["mode"] == "mode-blob"
+    images = []
+    for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)):
+        rgb = np.zeros((180, 320, 3), np.uint8)
+        rgb[:] = colour
+        rgb[5, 7] = (255, 255, 255)
+        images.append(rgb_to(rgb, "bgra"))
+        output.show(images[-1])
+    shown = [commit["plane"][1] for commit in card.commits[1:]]
+    assert shown[0] is shown[2] and shown[0] is not shown[1], "two buffers, flipped in turn"
+    stride = 320 * 4 + fakepykms.STRIDE_PADDING
+    raw = np.frombuffer(shown[2].read(), np.uint8).reshape(180, stride)
+    assert np.array_equal(raw[:, : 320 * 4].reshape(180, 320, 4), images[2]), "pixels land row by row at the stride"
+    assert all(commit["plane"][3] == (0, 0, 320, 180) for commit in card.commits)
+    output.close()
+
+
+def test_window_output_shows_the_picture(monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    output = WindowOutput(160, 90, "rgb565le")
+    rgb = np.zeros((90, 160, 3), np.uint8)
+    rgb[:, 80:] = (0, 0, 255)
+    output.show(rgb_to(rgb, "rgb565le"))
+    assert output.pixel(10, 10) == (0, 0, 0) and output.pixel(150, 80) == (0, 0, 255)
+    output.close()
+
+
+def test_auto_output_falls_back_to_headless(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setitem(sys.modules, "pykms", None)  # kms++ not installed
+    output = open_output("auto", 640, 360, framebuffer="/nonexistent/fb0")
+    assert isinstance(output, HeadlessOutput) and (output.width, output.height) == (640, 360)
+    with pytest.raises(ValueError, match="auto, kms"):
+        open_output("hdmi")
