@@ -107,12 +107,15 @@ class UsbCameraSource:
             self.available = True
             try:
                 self._read(container)
+                if not self._stop.is_set():
+                    log.warning("camera %s stopped delivering frames; reopening", self.device)
             except (OSError, av.FFmpegError) as exc:
                 log.warning("camera %s is gone (%s); retrying every %g s", self.device, exc, self._reopen_interval)
                 reported = True
             finally:
                 self.available = False
                 container.close()
+            self._stop.wait(self._reopen_interval)
 
     def _read(self, container: av.container.InputContainer) -> None:
         s = self.settings

@@ -239,6 +239,10 @@ async def test_destroy_stops_every_task_and_closes_sources(janus, room_id):
     await a.destroy()
     await b.destroy()
     assert video.closed and audio.closed
-    await asyncio.sleep(0.1)  # let aiortc's own cancelled tasks finish
-    left = [t for t in set(asyncio.all_tasks()) - before if not t.done()]
+    left: list[asyncio.Task[object]] = []
+    for _ in range(40):  # aiortc's own cancelled tasks finish over a few loop turns
+        await asyncio.sleep(0.05)
+        left = [t for t in set(asyncio.all_tasks()) - before if not t.done()]
+        if not left:
+            break
     assert left == [], f"tasks still running: {left}"
