@@ -6,8 +6,8 @@ each 20 ms, mixes them with the volume applied and writes the result. A stream
 holds at most ``latency_ms`` of audio: when a stream runs ahead (network
 jitter), its oldest audio is dropped, so the delay stays bounded. A stream that
 has nothing contributes silence for that period (an underrun of its own never
-stalls the others). A removed stream's audio goes at once: nothing stale is
-played after it stops. Underruns of the device itself are recovered; an
+stalls the others). A removed stream's audio goes at once, faded out over one
+period so it ends without a click: nothing stale is played after it stops. Underruns of the device itself are recovered; an
 unplugged device is reopened when it returns.
 
 Example::
@@ -104,6 +104,8 @@ class Speaker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._max_periods = max(1, settings.latency_ms * SAMPLE_RATE // 1000 // FRAME_SAMPLES)
+        self._fading: list[np.ndarray] = []
+        self._fade_out = np.repeat(np.linspace(1.0, 0.0, FRAME_SAMPLES), settings.channels)
 
     def audio_sink(self, stream_id: str) -> Callable[[av.AudioFrame], None]:
         """The sink for one played stream; starts playback on first use."""
@@ -119,9 +121,12 @@ class Speaker:
         return sink
 
     def remove_stream(self, stream_id: str) -> None:
-        """Drops the stream and whatever of it is still buffered."""
+        """Drops the stream and what of it is still buffered; its next period
+        is faded out so that it ends without a click."""
         with self._lock:
-            self._streams.pop(stream_id, None)
+            buffer = self._streams.pop(stream_id, None)
+            if buffer is not None and buffer.periods:
+                self._fading.append((buffer.periods.popleft() * self._fade_out).astype(np.int32))
 
     def start(self) -> None:
         if self._thread is None:
@@ -141,6 +146,9 @@ class Speaker:
             for buffer in self._streams.values():
                 if buffer.periods:
                     mixed += buffer.periods.popleft()
+            for fading in self._fading:
+                mixed += fading
+            self._fading.clear()
         if self.volume != 1.0:
             mixed = (mixed * self.volume).astype(np.int32)
         return np.clip(mixed, -32768, 32767).astype(np.int16)
