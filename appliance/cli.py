@@ -1,8 +1,8 @@
 """The ``appliance`` command.
 
 Exit codes: 0 success, 64 bad usage, 66 a file cannot be read, 69 a needed
-service or environment is missing, 77 a secret file others can read, 78 bad
-configuration.
+service or environment is missing (the daemon is not running), 70 the daemon
+refused a command, 77 a secret file others can read, 78 bad configuration.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ import stat
 import sys
 from pathlib import Path
 
+from .config import ConfigError
 from .tokens import VIDEOROOM, mint_token, parse_ttl
 
-EX_USAGE, EX_NOINPUT, EX_UNAVAILABLE, EX_NOPERM = 64, 66, 69, 77
+EX_USAGE, EX_NOINPUT, EX_UNAVAILABLE, EX_SOFTWARE, EX_NOPERM, EX_CONFIG = 64, 66, 69, 70, 77, 78
+DEFAULT_CONFIG = Path("/etc/appliance/appliance.toml")
+DEFAULT_SOCKET = "/run/appliance/control.sock"
 
 
 class CliError(Exception):
@@ -62,6 +65,49 @@ def _devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    config = load_config(args.path)
+    print(f"{', '.join(config.files)}: OK (room {config.room.id!r}, server {config.server.url})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .daemon import Daemon, configure_logging
+
+    config = load_config(args.config)
+    configure_logging()
+    return asyncio.run(Daemon(config, args.config).run())
+
+
+def _control(args: argparse.Namespace) -> int:
+    import base64
+    import json
+
+    from .control import request
+
+    try:
+        answer = asyncio.run(request(args.socket, args.command))
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise CliError(f"cannot reach the daemon at {args.socket}: {exc}", EX_UNAVAILABLE) from None
+    if "error" in answer:
+        raise CliError(answer["error"], EX_SOFTWARE)
+    if args.command == "screenshot":
+        args.file.write_bytes(base64.b64decode(answer["png"]))
+        print(f"screenshot written to {args.file}")
+    elif args.command == "status" and not args.json:
+        print(answer["status"])
+        for stream in answer["streams"]:
+            quality = stream["quality"] or {}
+            print(f"  {stream['stream_id']} ({stream['user_id']}): {stream['state']}"
+                  + (f", {quality['fps']:.0f} fps, {quality['kbps']:.0f} kbit/s" if quality else ""))
+    else:
+        print(json.dumps(answer, indent=2 if args.command == "status" else None))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="appliance", description="Meeting-room video endpoint on Janus VideoRoom.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", default="24h", help="how long it is valid: 3600, 90m, 24h, 7d (default 24h)")
     token.add_argument("--plugin", action="append", help=f"plugin the token allows (default {VIDEOROOM}); repeatable")
     token.set_defaults(run=_token)
+    run = commands.add_parser("run", help="run the appliance (the systemd service)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"main config file (default {DEFAULT_CONFIG})")
+    run.set_defaults(run=_run)
+    check = commands.add_parser("check-config", help="validate the configuration without starting anything")
+    check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(run=_check_config)
+    for verb, text in (("status", "show the call state, participants and stream quality"),
+                       ("join", "join the room"), ("hangup", "leave the room"), ("mute", "toggle the microphone mute"),
+                       ("screenshot", "save the screen as PNG")):
+        sub = commands.add_parser(verb, help=text)
+        sub.add_argument("--socket", default=DEFAULT_SOCKET, help=f"the daemon's admin socket (default {DEFAULT_SOCKET})")
+        if verb == "status":
+            sub.add_argument("--json", action="store_true", help="print everything as JSON")
+        if verb == "screenshot":
+            sub.add_argument("file", type=Path)
+        sub.set_defaults(run=_control, command=verb)
     devices = commands.add_parser("devices", help="list cameras, sound devices, GPIO and displays, with their config names")
     devices.set_defaults(run=_devices)
     demo = commands.add_parser("demo", help="a local Janus and two simulated participants (use `make demo`)")
@@ -86,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"appliance {args.command}: {exc}", file=sys.stderr)
         return exc.code
+    except ConfigError as exc:
+        print(f"appliance {args.command}: {exc}", file=sys.stderr)
+        return EX_CONFIG
     except KeyboardInterrupt:
         return 130
 

@@ -59,6 +59,8 @@ class Link:
         self._broken_code = ErrorCode.SUCCESS
         self._side_tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
+        # Structured fields for journald (JournalHandler sends record attributes).
+        self._fields = {"ROOM": room.room_id, "STREAM": stream_id}
 
     @property
     def finished(self) -> bool:
@@ -104,12 +106,13 @@ class Link:
             try:
                 await self._establish(connection)
             except FatalLinkError as exc:
-                log.error("%s %r: %s", type(self).__name__.lower(), self.stream_id, exc.message)
+                log.error("%s %r: %s", type(self).__name__.lower(), self.stream_id, exc.message, extra=self._fields)
                 await self._teardown()
                 self._set_state(self.IDLE, exc.code)
                 return
             except EngineError as exc:
-                log.warning("%s %r: %s; retrying", type(self).__name__.lower(), self.stream_id, exc.message)
+                log.warning("%s %r: %s; retrying", type(self).__name__.lower(), self.stream_id, exc.message,
+                            extra=self._fields)
                 await self._teardown()
                 self.error = exc.code
                 if not room_broken.is_set():
@@ -147,7 +150,8 @@ class Link:
             self.error = ErrorCode.NETWORK_INTERRUPTED
         elif self._broken.is_set():
             self.error = self._broken_code
-            log.warning("%s %r: %s; re-establishing", type(self).__name__.lower(), self.stream_id, self.error.name)
+            log.warning("%s %r: %s; re-establishing", type(self).__name__.lower(), self.stream_id, self.error.name,
+                        extra=self._fields)
 
     def _break(self, code: ErrorCode) -> None:
         if not self._broken.is_set():

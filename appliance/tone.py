@@ -27,6 +27,7 @@ class ToneSource:
         self.frequency = frequency
         self.level = level
         self.channels = channels
+        self.muted = False  # sends silence, like a muted microphone
         self.closed = False
         self._samples = 0
         self._pacer = Pacer(FRAME_SAMPLES / SAMPLE_RATE)
@@ -36,7 +37,8 @@ class ToneSource:
             raise ConnectionError("tone source is closed")
         await self._pacer.wait()
         t = (self._samples + np.arange(FRAME_SAMPLES)) / SAMPLE_RATE
-        wave = (np.sin(2 * np.pi * self.frequency * t) * self.level * 32767).astype(np.int16)
+        level = 0.0 if self.muted else self.level
+        wave = (np.sin(2 * np.pi * self.frequency * t) * level * 32767).astype(np.int16)
         layout = "mono" if self.channels == 1 else "stereo"
         frame = av.AudioFrame.from_ndarray(np.repeat(wave, self.channels)[None, :], format="s16", layout=layout)
         frame.sample_rate = SAMPLE_RATE

@@ -1,0 +1,211 @@
+"""The call: what the buttons, auto-join and the admin socket drive.
+
+States: idle -> joining -> in call -> leaving -> idle, and reconnecting while
+the engine recovers by itself. Joining retries an unreachable server with
+capped exponential backoff and jitter (the screen says so) until it gets in or
+hang-up is pressed; a refused token stops it with an error screen. In a call it
+publishes the camera and microphone as ``<user_id>-main``, plays every stream
+as it is added (picture to the screen, sound to the speaker) and stops each as
+it is deleted. Every action is idempotent: join while joining or in a call,
+hang-up while idle, do nothing.
+
+Example::
+
+    call = Call(engine, config, media)
+    await call.join()
+    call.toggle_mute()
+    await call.hangup()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .backoff import Backoff
+from .compositor import Compositor, ScreenState
+from .engine import Engine
+from .errors import ErrorCode
+from .profile import RoomConfig, Stream, User
+from .speaker import Speaker
+from .states import RoomState, RoomStateReason, UpdateType
+from .tracks import AudioSource, EncodedVideoSource
+
+log = logging.getLogger(__name__)
+
+
+class CallState(Enum):
+    IDLE = "idle"
+    JOINING = "joining"
+    IN_CALL = "in call"
+    RECONNECTING = "reconnecting"
+    LEAVING = "leaving"
+
+
+@dataclass
+class Media:
+    """The appliance's devices; any may be missing."""
+
+    camera: EncodedVideoSource | None
+    microphone: AudioSource | None
+    screen: Compositor
+    speaker: Speaker | None
+
+
+class Call:
+    def __init__(
+        self,
+        engine: Engine,
+        room_id: str,
+        user: User,
+        token: str | None,
+        media: Media,
+        on_change: Callable[[Call], None] = lambda call: None,
+        retry_min: float = 1.0,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.engine, self.room_id, self.user, self.token, self.media = engine, room_id, user, token, media
+        self.state = CallState.IDLE
+        self.muted = False
+        self.detail = ""
+        self._on_change = on_change
+        self._retry = (retry_min, retry_max)
+        self._join_task: asyncio.Task[None] | None = None
+        self._hangup_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        engine.on("room_state_update", self._on_room_state)
+        engine.on("room_stream_update", self._on_streams)
+        engine.on("room_user_update", self._on_users)
+
+    @property
+    def stream_id(self) -> str:
+        return f"{self.user.user_id}-main"
+
+    @property
+    def participants(self) -> int:
+        return len(self.engine.users) + 1 if self.state is CallState.IN_CALL else 0
+
+    # -- actions ------------------------------------------------------------
+
+    def join(self) -> None:
+        """Starts joining unless already joining or in a call."""
+        if self.state is CallState.IDLE and self._join_task is None:
+            self._set(CallState.JOINING, "connecting")
+            self._join_task = asyncio.create_task(self._join(), name="call-join")
+
+    async def hangup(self) -> None:
+        """Leaves the call (or stops trying to join); idle afterwards."""
+        async with self._lock:
+            task, self._join_task = self._join_task, None
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            if self.state is CallState.IDLE and self.engine.room_state is RoomState.DISCONNECTED:
+                return
+            self._set(CallState.LEAVING)
+            await self.engine.logout_room()
+            self._clear_streams()
+            self._set(CallState.IDLE, "")
+
+    def press_hangup(self) -> None:
+        """Hang-up from a button: starts leaving (owned by the call), returns at once."""
+        if self._hangup_task is None or self._hangup_task.done():
+            self._hangup_task = asyncio.create_task(self.hangup(), name="call-hangup")
+
+    def toggle_mute(self) -> bool:
+        """Privacy mute of the microphone: the others hear silence."""
+        self.set_muted(not self.muted)
+        return self.muted
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        if self.media.microphone is not None:
+            self.media.microphone.muted = muted  # type: ignore[union-attr]
+        self._set(self.state)
+
+    async def close(self) -> None:
+        if self._hangup_task is not None:
+            await asyncio.gather(self._hangup_task, return_exceptions=True)
+        await self.hangup()
+
+    # -- joining ------------------------------------------------------------
+
+    async def _join(self) -> None:
+        backoff = Backoff(*self._retry)
+        try:
+            while True:
+                code = await self.engine.login_room(
+                    self.room_id, self.user, RoomConfig(is_user_status_notify=True, token=self.token)
+                )
+                if code is ErrorCode.SUCCESS:
+                    break
+                if code in (ErrorCode.AUTH_FAILED, ErrorCode.INVALID_ROOM_ID, ErrorCode.INVALID_USER_ID):
+                    self._set(CallState.IDLE, "the server refused the token" if code is ErrorCode.AUTH_FAILED else code.name)
+                    return
+                delay = backoff.next_delay()
+                self._set(CallState.JOINING, f"cannot reach the server, retrying in {delay:.0f} s")
+                await asyncio.sleep(delay)
+            camera, microphone = self.media.camera, self.media.microphone
+            if camera is not None or microphone is not None:
+                await self.engine.start_publishing_stream(self.stream_id, video=camera, audio=microphone)
+            self._set(CallState.IN_CALL, "")
+        finally:
+            if self._join_task is asyncio.current_task():
+                self._join_task = None
+
+    # -- engine events --------------------------------------------------------
+
+    async def _on_streams(self, room_id: str, update: UpdateType, streams: list[Stream]) -> None:
+        for stream in streams:
+            if update is UpdateType.ADD:
+                name = stream.user.user_name or stream.user.user_id
+                speaker = self.media.speaker
+                await self.engine.start_playing_stream(
+                    stream.stream_id,
+                    video_sink=self.media.screen.show_stream(stream.stream_id, name),
+                    audio_sink=speaker.audio_sink(stream.stream_id) if speaker else None,
+                )
+            else:
+                await self.engine.stop_playing_stream(stream.stream_id)
+                self._drop_stream(stream.stream_id)
+
+    def _on_users(self, room_id: str, update: UpdateType, users: list[User]) -> None:
+        self._set(self.state)  # the participant count changed
+
+    def _on_room_state(self, room_id: str, state: RoomState, code: ErrorCode, extended: dict[str, Any]) -> None:
+        reason = extended.get("reason")
+        if reason is RoomStateReason.RECONNECTING and self.state is CallState.IN_CALL:
+            self._set(CallState.RECONNECTING, "reconnecting")
+        elif reason is RoomStateReason.RECONNECTED and self.state is CallState.RECONNECTING:
+            self._set(CallState.IN_CALL, "")
+        elif reason in (RoomStateReason.KICKED_OUT, RoomStateReason.RECONNECT_FAILED):
+            self._clear_streams()
+            self._set(CallState.IDLE, str(extended.get("detail") or reason.value))
+
+    def _drop_stream(self, stream_id: str) -> None:
+        self.media.screen.remove_stream(stream_id)
+        if self.media.speaker is not None:
+            self.media.speaker.remove_stream(stream_id)
+
+    def _clear_streams(self) -> None:
+        for stream_id in self.media.screen.visible_streams():
+            self._drop_stream(stream_id)
+
+    def _set(self, state: CallState, detail: str | None = None) -> None:
+        self.state = state
+        if detail is not None:
+            self.detail = detail
+        screen_state = {
+            CallState.IDLE: ScreenState.ERROR if self.detail else ScreenState.IDLE,
+            CallState.JOINING: ScreenState.CONNECTING,
+            CallState.IN_CALL: ScreenState.IN_CALL,
+            CallState.RECONNECTING: ScreenState.RECONNECTING,
+            CallState.LEAVING: ScreenState.CONNECTING,
+        }[state]
+        self.media.screen.set_status(screen_state, self.room_id, self.detail, self.muted, self.participants)
+        log.info("call: %s%s", state.value, f" ({self.detail})" if self.detail else "")
+        self._on_change(self)

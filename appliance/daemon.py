@@ -1,0 +1,289 @@
+"""``appliance run``: the meeting-room appliance as a systemd service.
+
+Builds the engine, camera, microphone, screen, speaker, buttons and the admin
+socket from the configuration, reports ``READY=1`` once the devices and the
+screen are up (not after joining: a server outage must not fail the boot),
+``STATUS=`` on every change and pings the watchdog from the event loop.
+``SIGHUP`` re-reads the configuration (rejoining only when the room, the user,
+the server or the token changed); ``SIGTERM`` leaves the room and exits 0.
+
+Example::
+
+    sys.exit(asyncio.run(Daemon(load_config(path), path).run()))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import signal
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .call import Call, CallState, Media
+from .compositor import Compositor, ScreenState
+from .config import Config, ConfigError, load_config
+from .control import ControlServer
+from .display import open_output
+from .encoder import EncoderSettings
+from .engine import Engine
+from .microphone import MicrophoneSettings, MicrophoneSource
+from .notify import Notifier
+from .profile import EngineProfile, User
+from .quality import StreamQuality
+from .speaker import Speaker, SpeakerSettings
+from .testpattern import TestPatternSource
+from .tone import ToneSource
+from .tracks import AudioSource, EncodedVideoSource
+
+log = logging.getLogger(__name__)
+
+
+def build_camera(config: Config) -> EncodedVideoSource | None:
+    c = config.camera
+    settings = EncoderSettings(c.width, c.height, c.fps, c.bitrate, c.gop)
+    if c.source == "test":
+        return TestPatternSource(settings)
+    if c.source == "usb":
+        from .usbcamera import UsbCameraSource
+
+        return UsbCameraSource(settings, c.device, c.input_format or None)
+    if c.source == "pi":
+        from .picamera import PiCameraSource  # needs python3-picamera2
+
+        return PiCameraSource(settings, c.encoder)
+    return None
+
+
+def build_microphone(config: Config) -> AudioSource | None:
+    m = config.microphone
+    if m.source == "alsa":
+        return MicrophoneSource(MicrophoneSettings(device=m.device, channels=m.channels))
+    if m.source == "tone":
+        return ToneSource(440)
+    return None
+
+
+def engine_profile(config: Config) -> EngineProfile:
+    return EngineProfile(
+        server=config.server.url,
+        ice_servers=tuple({"urls": url} for url in config.server.ice_servers),
+        ice_interfaces=config.server.ice_interfaces,
+    )
+
+
+def _identity(config: Config) -> tuple[object, ...]:
+    """What a reload must rejoin for."""
+    return (config.room.id, config.room.user_id, config.room.user_name, engine_profile(config), config.token)
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.notifier = Notifier(config.control.watchdog_interval)
+        self.qualities: dict[str, StreamQuality] = {}
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._auto_join: asyncio.Task[None] | None = None
+        self.auto_join_enabled = config.room.auto_join
+        self.buttons: Any = None
+
+    # -- life cycle -----------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        c = self.config
+        _current_room[:] = [c.room.id]
+        self.output = open_output(c.screen.output, c.screen.width, c.screen.height)
+        self.screen = Compositor(self.output.width, self.output.height, self.output.pixel_format, c.screen.fps)
+        self.screen.set_status(ScreenState.IDLE, c.room.id)
+        self.camera = build_camera(c)
+        self.microphone = build_microphone(c)
+        self.speaker = Speaker(SpeakerSettings(c.speaker.device, latency_ms=c.speaker.latency_ms,
+                                               volume=c.speaker.volume)) if c.speaker.enabled else None
+        self._start_call()
+        self.control = ControlServer(c.control.socket, self.command)
+        await self.control.start()
+        self._tasks += [
+            asyncio.create_task(self.screen.run(self.output), name="screen"),
+            asyncio.create_task(self.notifier.watchdog(), name="watchdog"),
+        ]
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(asyncio.create_task(self.reload())))
+        self.notifier.ready(self.status_line())
+        log.info("ready: %s", self.status_line())
+        if self.auto_join_enabled:
+            self._schedule_auto_join(c.room.join_delay)
+        await self._stop.wait()
+        self.notifier.stopping()
+        log.info("stopping: leaving the room")
+        await self._stop_call()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.control.close()
+        for device in (self.speaker, self.output):
+            if device is not None:
+                device.close()
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _start_call(self) -> None:
+        c = self.config
+        self.engine = Engine.create(engine_profile(c))
+        self.engine.on("player_quality_update", self._quality)
+        self.engine.on("publisher_quality_update", self._quality)
+        media = Media(self.camera, self.microphone, self.screen, self.speaker)
+        self.call = Call(self.engine, c.room.id, User(c.room.user_id, c.room.user_name), c.token, media,
+                         on_change=self._changed)
+        if c.room.start_muted:
+            self.call.set_muted(True)
+        if any((c.buttons.join, c.buttons.hangup, c.buttons.mute, c.buttons.in_call_led, c.buttons.muted_led)):
+            from .buttons import Buttons  # gpiozero
+
+            self.buttons = Buttons(c.buttons, self.call, asyncio.get_running_loop(), on_long_press=self._long_press)
+            self.buttons.update(self.call)
+
+    async def _stop_call(self) -> None:
+        if self._auto_join is not None:
+            self._auto_join.cancel()
+            await asyncio.gather(self._auto_join, return_exceptions=True)
+        if self.buttons is not None:
+            self.buttons.close()
+            self.buttons = None
+        await self.call.close()
+        await self.engine.destroy()
+
+    def _schedule_auto_join(self, delay: float) -> None:
+        async def join_later() -> None:
+            await asyncio.sleep(delay)
+            self.call.join()
+
+        self._auto_join = asyncio.create_task(join_later(), name="auto-join")
+
+    def _long_press(self) -> None:
+        self.auto_join_enabled = False
+        self.call.press_hangup()
+
+    async def reload(self) -> None:
+        """SIGHUP: re-read the configuration and apply it."""
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("configuration not reloaded: %s", exc)
+            self.notifier.reloaded(f"{self.status_line()} (config error: {exc})")
+            return
+        old, self.config = self.config, new
+        if self.speaker is not None:
+            self.speaker.volume = new.speaker.volume
+        if _identity(old) != _identity(new) or old.buttons != new.buttons:
+            was_joined = self.call.state is not CallState.IDLE
+            log.info("configuration changed the room, user, server or buttons: rejoining")
+            await self._stop_call()
+            self._start_call()
+            if was_joined or new.room.auto_join:
+                self.call.join()
+        self.notifier.reloaded(self.status_line())
+        log.info("configuration reloaded")
+
+    # -- reporting ------------------------------------------------------------
+
+    def status_line(self) -> str:
+        call = self.call
+        room = self.config.room.id
+        if call.state is CallState.IN_CALL:
+            return f"In call: {room}, {call.participants} participants{', muted' if call.muted else ''}"
+        if call.state is CallState.JOINING:
+            return f"Joining {room}: {call.detail}" if call.detail else f"Joining {room}"
+        if call.state is CallState.RECONNECTING:
+            return f"Reconnecting: {room}"
+        if call.state is CallState.LEAVING:
+            return f"Leaving {room}"
+        return f"Idle: {room}" + (f" ({call.detail})" if call.detail else "")
+
+    def _changed(self, call: Call) -> None:
+        if self.buttons is not None:
+            self.buttons.update(call)
+        self.notifier.status(self.status_line())
+
+    def _quality(self, stream_id: str, quality: StreamQuality) -> None:
+        self.qualities[stream_id] = quality
+
+    def status(self) -> dict[str, Any]:
+        engine = self.engine
+        return {
+            "state": self.call.state.value,
+            "status": self.status_line(),
+            "room": self.config.room.id,
+            "user": self.config.room.user_id,
+            "muted": self.call.muted,
+            "participants": [{"user_id": u.user_id, "user_name": u.user_name} for u in engine.users],
+            "publishing": {
+                "stream_id": self.call.stream_id,
+                "state": engine.publisher_state(self.call.stream_id).value,
+                "quality": _quality_dict(self.qualities.get(self.call.stream_id)),
+            },
+            "streams": [
+                {
+                    "stream_id": s.stream_id,
+                    "user_id": s.user.user_id,
+                    "state": engine.player_state(s.stream_id).value,
+                    "quality": _quality_dict(self.qualities.get(s.stream_id)),
+                }
+                for s in engine.streams
+            ],
+        }
+
+    async def command(self, command: str) -> dict[str, Any]:
+        """The admin socket's commands."""
+        if command == "status":
+            return self.status()
+        if command == "join":
+            self.call.join()
+        elif command == "hangup":
+            await self.call.hangup()
+        elif command == "mute":
+            self.call.toggle_mute()
+        elif command == "screenshot":
+            return {"png": base64.b64encode(self.screen.screenshot_png()).decode()}
+        else:
+            return {"error": f"unknown command {command!r}; use status, join, hangup, mute or screenshot"}
+        return {"state": self.call.state.value, "muted": self.call.muted}
+
+
+def _quality_dict(quality: StreamQuality | None) -> dict[str, Any] | None:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(quality).items()} if quality else None
+
+
+def _room_field(record: logging.LogRecord) -> bool:
+    """Every journal entry carries the room (ROOM=) when there is one."""
+    if not hasattr(record, "ROOM") and _current_room:
+        record.ROOM = _current_room[0]
+    return True
+
+
+_current_room: list[str] = []
+
+
+def configure_logging() -> None:
+    """journald with structured fields under systemd, plain stderr otherwise."""
+    level = os.environ.get("APPLIANCE_LOG_LEVEL", "INFO")
+    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
+        from systemd.journal import JournalHandler
+
+        handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER="appliance")
+        handler.addFilter(_room_field)
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    logging.getLogger("aiortc").setLevel(logging.WARNING)

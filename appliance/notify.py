@@ -1,0 +1,54 @@
+"""systemd notification: READY, STATUS, RELOADING, STOPPING and the watchdog.
+
+Does nothing when not started by systemd (no ``$NOTIFY_SOCKET``). The
+watchdog is pinged from a task on the event loop, so a blocked loop stops the
+pings and systemd restarts the service.
+
+Example::
+
+    notifier = Notifier()
+    notifier.ready("Idle: room-42")
+    task = asyncio.create_task(notifier.watchdog())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from systemd import daemon
+
+
+class Notifier:
+    def __init__(self, interval: float = 0.0) -> None:
+        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
+        usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        # Ping at half of WatchdogSec, as systemd advises, unless configured.
+        self.interval = interval or (usec / 2_000_000 if usec else 0.0)
+
+    def _send(self, text: str) -> None:
+        if self.enabled:
+            daemon.notify(text)
+
+    def ready(self, status: str) -> None:
+        self._send(f"READY=1\nSTATUS={status}")
+
+    def status(self, status: str) -> None:
+        self._send(f"STATUS={status}")
+
+    def reloading(self) -> None:
+        self._send("RELOADING=1")
+
+    def reloaded(self, status: str) -> None:
+        self._send(f"READY=1\nSTATUS={status}")
+
+    def stopping(self) -> None:
+        self._send("STOPPING=1")
+
+    async def watchdog(self) -> None:
+        """Pings the watchdog for as long as the event loop runs it."""
+        if not self.enabled or not self.interval:
+            return
+        while True:
+            self._send("WATCHDOG=1")
+            await asyncio.sleep(self.interval)
