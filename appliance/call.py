@@ -196,6 +196,7 @@ class Call:
             self._drop_stream(stream_id)
 
     def _set(self, state: CallState, detail: str | None = None) -> None:
+        changed = state is not self.state or (detail is not None and detail != self.detail)
         self.state = state
         if detail is not None:
             self.detail = detail
@@ -207,5 +208,6 @@ class Call:
             CallState.LEAVING: ScreenState.CONNECTING,
         }[state]
         self.media.screen.set_status(screen_state, self.room_id, self.detail, self.muted, self.participants)
-        log.info("call: %s%s", state.value, f" ({self.detail})" if self.detail else "")
+        if changed:
+            log.info("call: %s%s", state.value, f" ({self.detail})" if self.detail else "")
         self._on_change(self)

@@ -1,0 +1,85 @@
+"""Helpers for daemon tests: a config for a test appliance, a NOTIFY_SOCKET."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+
+def write_config(directory: Path, server_url: str, room_id: str, auto_join: bool = False) -> Path:
+    path = directory / "appliance.toml"
+    path.write_text(
+        f"""
+[server]
+url = "{server_url}"
+
+[room]
+id = "{room_id}"
+user_id = "room-pi"
+user_name = "Room Pi"
+auto_join = {str(auto_join).lower()}
+
+[camera]
+source = "test"
+width = 320
+height = 180
+fps = 15
+gop = 30
+
+[microphone]
+source = "tone"
+
+[speaker]
+enabled = false
+
+[screen]
+output = "headless"
+width = 640
+height = 360
+fps = 10
+
+[control]
+socket = "{directory / 'control.sock'}"
+"""
+    )
+    return path
+
+
+class NotifySocket:
+    """A NOTIFY_SOCKET of the test's own: records every datagram with its time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.messages: list[tuple[float, str]] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(path))
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError:
+                continue
+            for line in data.decode().splitlines():
+                self.messages.append((time.monotonic(), line))
+
+    def lines(self, prefix: str) -> list[str]:
+        return [line for _, line in self.messages if line.startswith(prefix)]
+
+    def wait_for(self, predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; notifications so far: {[m for _, m in self.messages][-20:]}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self._sock.close()

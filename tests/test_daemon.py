@@ -1,0 +1,127 @@
+"""The appliance in-process: gpiozero mock pins, a real Janus, a remote participant."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import av
+import numpy as np
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from appliance import EncoderSettings, PlayerState, TestPatternSource, ToneSource, UpdateType, User
+from appliance.call import CallState
+from appliance.config import load_config
+from appliance.daemon import Daemon
+from appliance.states import PublisherState, RoomState
+from appliance.tone import frame_samples
+
+from .conftest import Recorder, profile_for
+from .daemonkit import write_config
+
+JOIN, HANGUP, MUTE, IN_CALL_LED, MUTED_LED = 17, 27, 22, 23, 24
+
+
+@pytest.fixture
+def pins():
+    Device.pin_factory = MockFactory()
+    yield Device.pin_factory
+    Device.pin_factory.reset()
+    Device.pin_factory = None
+
+
+def press(pins, number: int) -> None:
+    pin = pins.pin(number)
+    pin.drive_low()  # pulled-up button: pressed pulls the pin low
+    pin.drive_high()
+
+
+@pytest.fixture
+async def appliance(janus, room_id, tmp_path, pins):
+    path = write_config(tmp_path, janus.url, room_id)
+    daemon = Daemon(load_config(path), path)
+    task = asyncio.create_task(daemon.run())
+    for _ in range(100):
+        if hasattr(daemon, "control"):
+            break
+        await asyncio.sleep(0.05)
+    yield daemon
+    daemon.stop()
+    assert await asyncio.wait_for(task, 20) == 0
+
+
+async def remote_participant(engines, janus, room_id):
+    remote, rec = engines(profile_for(janus))
+    await remote.login_room(room_id, User("remote", "Remote"))
+    await remote.start_publishing_stream("remote-main", video=TestPatternSource(EncoderSettings(320, 180, fps=15)),
+                                         audio=ToneSource(660))
+    video: list[av.VideoFrame] = []
+    audio: list[av.AudioFrame] = []
+
+    async def play(room: str, update: UpdateType, streams: list) -> None:
+        for stream in streams:
+            if stream.stream_id == "room-pi-main" and update is UpdateType.ADD:
+                await remote.start_playing_stream("room-pi-main", video.append, audio.append)
+            elif stream.stream_id == "room-pi-main":
+                await remote.stop_playing_stream("room-pi-main")
+
+    remote.on("room_stream_update", play)
+    return remote, rec, video, audio
+
+
+def rms(frames: list[av.AudioFrame]) -> float:
+    return float(np.sqrt(np.mean(np.concatenate([frame_samples(f) for f in frames]) ** 2)))
+
+
+async def test_buttons_join_mute_hangup_with_media_both_ways(appliance, janus, room_id, engines, pins):
+    remote, rec, video, audio = await remote_participant(engines, janus, room_id)
+    call = appliance.call
+    assert call.state is CallState.IDLE and pins.pin(IN_CALL_LED).state == 0
+
+    press(pins, JOIN)
+    await rec.wait_for(lambda: call.state is CallState.IN_CALL, what="in call")
+    await rec.wait_for(lambda: len(video) >= 15 and len(audio) >= 50, what="the room's media at the remote")
+    assert pins.pin(IN_CALL_LED).state == 1
+    screen = appliance.screen
+    await rec.wait_for(lambda: screen.picture_rect("remote-main") is not None, what="the remote on the room's screen")
+    assert appliance.engine.player_state("remote-main") is PlayerState.PLAYING
+    assert rms(audio[-25:]) > 0.05, "the room's microphone is heard"
+
+    press(pins, MUTE)
+    await rec.wait_for(lambda: pins.pin(MUTED_LED).state == 1, what="muted LED")
+    assert call.muted
+    count = len(audio)
+    await rec.wait_for(lambda: len(audio) >= count + 50, what="audio while muted")
+    assert rms(audio[-25:]) < 0.001, "muted: the others hear silence"
+    press(pins, MUTE)
+    await rec.wait_for(lambda: pins.pin(MUTED_LED).state == 0, what="muted LED off")
+
+    press(pins, HANGUP)
+    await rec.wait_for(lambda: call.state is CallState.IDLE, what="idle")
+    await rec.wait_for(lambda: not any(s.stream_id == "room-pi-main" for s in remote.streams), what="stream gone")
+    assert appliance.engine.room_state is RoomState.DISCONNECTED and pins.pin(IN_CALL_LED).state == 0
+    press(pins, HANGUP)  # hang-up while idle does nothing
+    await asyncio.sleep(0.2)
+    assert call.state is CallState.IDLE
+
+
+async def test_a_storm_of_presses_ends_consistent(appliance, janus, room_id, engines, pins):
+    remote, rec, video, audio = await remote_participant(engines, janus, room_id)
+    rng = random.Random(7)
+    for _ in range(100):
+        press(pins, rng.choice([JOIN, JOIN, HANGUP, MUTE]))
+        await asyncio.sleep(rng.uniform(0, 0.03))
+    call, engine = appliance.call, appliance.engine
+    await rec.wait_for(lambda: call.state in (CallState.IDLE, CallState.IN_CALL), timeout=20, what="settled")
+    await asyncio.sleep(1.0)
+    if call.state is CallState.IN_CALL:
+        await rec.wait_for(lambda: engine.publisher_state(call.stream_id) is PublisherState.PUBLISHING, what="publishing")
+        assert engine.room_state is RoomState.CONNECTED and pins.pin(IN_CALL_LED).state == 1
+    else:
+        assert engine.room_state is RoomState.DISCONNECTED and pins.pin(IN_CALL_LED).state == 0
+    assert pins.pin(MUTED_LED).state == int(call.muted) and appliance.microphone.muted == call.muted
+    # And it still works: one more join gets into the call.
+    press(pins, JOIN)
+    await rec.wait_for(lambda: call.state is CallState.IN_CALL, what="in call after the storm")
