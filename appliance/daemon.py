@@ -146,10 +146,17 @@ class Daemon:
         if c.room.start_muted:
             self.call.set_muted(True)
         if any((c.buttons.join, c.buttons.hangup, c.buttons.mute, c.buttons.in_call_led, c.buttons.muted_led)):
-            from .buttons import Buttons  # gpiozero
+            from gpiozero.exc import GPIOZeroError
 
-            self.buttons = Buttons(c.buttons, self.call, asyncio.get_running_loop(), on_long_press=self._long_press)
-            self.buttons.update(self.call)
+            from .buttons import Buttons
+
+            try:
+                self.buttons = Buttons(c.buttons, self.call, asyncio.get_running_loop(), on_long_press=self._long_press)
+            except GPIOZeroError as exc:  # no GPIO here: the admin socket still works
+                log.warning("buttons and LEDs unavailable (%s: %s); use `appliance join` and `appliance hangup`",
+                            type(exc).__name__, exc)
+            else:
+                self.buttons.update(self.call)
 
     async def _stop_call(self) -> None:
         if self._auto_join is not None:

@@ -14,9 +14,12 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from systemd import daemon
+
+log = logging.getLogger(__name__)
 
 
 class Notifier:
@@ -27,8 +30,12 @@ class Notifier:
         self.interval = interval or (usec / 2_000_000 if usec else 0.0)
 
     def _send(self, text: str) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        try:
             daemon.notify(text)
+        except OSError as exc:  # the manager went away; nothing to tell it any more
+            log.debug("sd_notify failed: %s", exc)
 
     def ready(self, status: str) -> None:
         self._send(f"READY=1\nSTATUS={status}")

@@ -18,7 +18,7 @@ from appliance.daemon import Daemon
 from appliance.states import PublisherState, RoomState
 from appliance.tone import frame_samples
 
-from .conftest import Recorder, profile_for
+from .conftest import profile_for
 from .daemonkit import write_config
 
 JOIN, HANGUP, MUTE, IN_CALL_LED, MUTED_LED = 17, 27, 22, 23, 24

@@ -1,0 +1,124 @@
+"""`appliance run` as systemd runs it: a real NOTIFY_SOCKET, signals, the admin CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.janus_server import LocalJanus
+
+from .conftest import profile_for
+from .daemonkit import NotifySocket, write_config
+
+from appliance import UpdateType, User  # noqa: E402
+
+
+def start_daemon(config: Path, notify: NotifySocket, watchdog_usec: int = 1_000_000) -> subprocess.Popen[str]:
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC=str(watchdog_usec),
+               GPIOZERO_PIN_FACTORY="mock")
+    return subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance", *args], capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def notify(tmp_path):
+    sock = NotifySocket(tmp_path / "notify")
+    yield sock
+    sock.close()
+
+
+async def test_notify_watchdog_cli_reload_and_clean_stop(janus, room_id, tmp_path, notify, engines):
+    config = write_config(tmp_path, janus.url, room_id)
+    socket_path = str(tmp_path / "control.sock")
+    remote, rec = engines(profile_for(janus))
+    await remote.login_room(room_id, User("remote"))
+    daemon = start_daemon(config, notify)
+    try:
+        notify.wait_for(lambda: notify.lines("READY=1"))
+        assert notify.lines("STATUS=")[0] == f"STATUS=Idle: {room_id}"
+        # WATCHDOG=1 at half of WatchdogSec (1 s): about every 0.5 s.
+        time.sleep(2.2)
+        pings = [t for t, line in notify.messages if line == "WATCHDOG=1"]
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        assert len(pings) >= 4 and all(0.3 < gap < 0.8 for gap in gaps), gaps
+
+        assert cli("join", "--socket", socket_path).returncode == 0
+        notify.wait_for(lambda: any(line.startswith(f"STATUS=In call: {room_id}") for line in notify.lines("STATUS=")))
+        await rec.wait_for(lambda: any(s.stream_id == "room-pi-main" for s in remote.streams), what="the daemon's stream")
+        status = cli("status", "--json", "--socket", socket_path)
+        answer = json.loads(status.stdout)
+        assert answer["state"] == "in call" and answer["room"] == room_id
+        assert answer["publishing"]["stream_id"] == "room-pi-main"
+        assert [p["user_id"] for p in answer["participants"]] == ["remote"]
+        shot = tmp_path / "screen.png"
+        assert cli("screenshot", str(shot), "--socket", socket_path).returncode == 0
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # SIGHUP with a changed room: the daemon rejoins there.
+        new_room = f"{room_id}-b"
+        write_config(tmp_path, janus.url, new_room)
+        daemon.send_signal(signal.SIGHUP)
+        notify.wait_for(lambda: notify.lines("RELOADING=1"))
+        notify.wait_for(lambda: any(line.startswith(f"STATUS=In call: {new_room}") for line in notify.lines("STATUS=")))
+        await rec.wait_for(lambda: not remote.streams, what="left the old room")
+
+        # SIGTERM: leaves the room cleanly, exit 0.
+        other, rec_other = engines(profile_for(janus))
+        await other.login_room(new_room, User("other"))
+        await rec_other.wait_for(lambda: [s.stream_id for s in other.streams] == ["room-pi-main"], what="published")
+        daemon.send_signal(signal.SIGTERM)
+        await rec_other.wait_for(
+            lambda: any(args[1] is UpdateType.DELETE for args in rec_other.of("room_stream_update")), what="DELETE"
+        )
+        assert daemon.wait(timeout=15) == 0
+        assert notify.lines("STOPPING=1")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    output = daemon.stdout.read() if daemon.stdout else ""
+    assert "Traceback" not in output
+
+
+async def test_server_down_at_start_is_ready_retries_and_joins(room_id, tmp_path, notify, engines):
+    janus = LocalJanus(ice_interfaces=["v0"])  # configured, not started yet
+    config = write_config(tmp_path, janus.url, room_id, auto_join=True)
+    daemon = start_daemon(config, notify)
+    try:
+        notify.wait_for(lambda: notify.lines("READY=1"))
+        notify.wait_for(lambda: any("cannot reach the server, retrying" in line for line in notify.lines("STATUS=")))
+        janus.start()
+        notify.wait_for(lambda: any(line.startswith(f"STATUS=In call: {room_id}") for line in notify.lines("STATUS=")),
+                        timeout=40)
+        remote, rec = engines(profile_for(janus))
+        await remote.login_room(room_id, User("remote"))
+        await rec.wait_for(lambda: [s.stream_id for s in remote.streams] == ["room-pi-main"], what="published")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=15) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        janus.close()
+
+
+def test_cli_without_a_daemon_says_so(tmp_path):
+    result = cli("status", "--socket", str(tmp_path / "none.sock"))
+    assert result.returncode == 69 and "cannot reach the daemon" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_run_with_a_broken_config_exits_78(tmp_path):
+    config = tmp_path / "appliance.toml"
+    config.write_text("[buttons]\njoin = 'nope'\n")
+    result = cli("run", "--config", str(config))
+    assert result.returncode == 78 and "buttons.join" in result.stderr and "Traceback" not in result.stderr
