@@ -1,19 +1,25 @@
-"""``appliance demo``: a local Janus and two simulated participants.
+"""``appliance demo``: the whole appliance and a remote participant on a local Janus.
 
-Both log in to one room, publish the synthetic camera (H.264 test pattern) and
-microphone (a tone, 440 Hz and 660 Hz), play each other and print once a second
-what each receives: frames, the frame number read back from the picture, its
-age, and the dominant audio frequency. Runs inside ``scripts/netns`` (``make
-demo`` does that).
+The appliance runs as ``appliance run`` would, with the synthetic camera (a
+stamped H.264 test pattern), a 440 Hz tone for a microphone and mock GPIO
+pins; it joins by itself. A remote participant publishes its own pattern and a
+660 Hz tone and plays the appliance. Once a second the demo prints the
+appliance's state and what the remote receives (frames, the frame number read
+back from the picture and its age, the dominant audio frequency). The screen
+goes to a desktop window when there is one, otherwise to ``demo-screens/screen.png``
+every two seconds. Runs inside ``scripts/netns`` (``make demo`` does that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import tempfile
 import time
 from collections import deque
+from pathlib import Path
 
 import av
 import numpy as np
@@ -93,25 +99,71 @@ async def _participant(
     return engine
 
 
-async def run_demo(seconds: float) -> int:
+DEMO_CONFIG = """
+[server]
+url = "{url}"
+[room]
+id = "demo"
+user_id = "room-42"
+user_name = "Room 42"
+auto_join = true
+[camera]
+source = "test"
+[microphone]
+source = "tone"
+[speaker]
+enabled = false
+[screen]
+output = "{output}"
+width = 1280
+height = 720
+fps = 15
+self_view = false
+[control]
+socket = "{socket}"
+"""
+
+
+async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> int:
+    """The whole appliance (synthetic camera and microphone, mock GPIO) and a
+    remote participant, on a local Janus; prints what happens."""
     interfaces = {name for _, name in socket.if_nameindex()}
     if interfaces != NETNS_INTERFACES:
         print("appliance demo: run it in the private network namespace: `make demo`")
         return 69  # EX_UNAVAILABLE
-    with LocalJanus(ice_interfaces=["v0"]) as janus:
+    os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # buttons work, on pretend pins
+    from .config import load_config
+    from .daemon import Daemon
+
+    window = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    with LocalJanus(ice_interfaces=["v0"]) as janus, tempfile.TemporaryDirectory() as workdir:
         print(f"Janus running at {janus.url}", flush=True)
-        reports = {"Room 42": ReceiveReport(), "Remote": ReceiveReport()}
-        engines = [
-            await _participant(janus, "demo", User("room-42", "Room 42"), 440, reports["Room 42"]),
-            await _participant(janus, "demo", User("remote", "Remote"), 660, reports["Remote"]),
-        ]
+        path = Path(workdir) / "appliance.toml"
+        path.write_text(DEMO_CONFIG.format(url=janus.url, output="window" if window else "headless",
+                                           socket=Path(workdir) / "control.sock"))
+        appliance = Daemon(load_config(path), path)
+        appliance_task = asyncio.create_task(appliance.run(), name="appliance")
+        report = ReceiveReport()
+        remote = await _participant(janus, "demo", User("remote", "Remote"), 660, report)
+        screenshots.mkdir(exist_ok=True)
+        last_status = ""
         try:
             started = time.monotonic()
+            tick = 0
             while not seconds or time.monotonic() - started < seconds:
                 await asyncio.sleep(1)
-                for name, report in reports.items():
-                    print(f"[{name}] receives: {report.line()}", flush=True)
+                tick += 1
+                status = appliance.status_line()
+                if status != last_status:
+                    print(f"[appliance] {status}", flush=True)
+                    last_status = status
+                print(f"[Remote] receives: {report.line()}", flush=True)
+                if not window and tick % 2 == 0:
+                    (screenshots / "screen.png").write_bytes(appliance.screen.screenshot_png())
+            if not window:
+                print(f"[appliance] the screen is in {screenshots / 'screen.png'} (refreshed every 2 s)", flush=True)
         finally:
-            for engine in engines:
-                await engine.destroy()
+            await remote.destroy()
+            appliance.stop()
+            await appliance_task
     return 0
