@@ -1,6 +1,9 @@
 """The common half of every camera source: encoded packets from a capture
 thread to asyncio, and keyframe requests back.
 
+:class:`CaptureSource` is the base of the Pi and USB camera sources: it owns
+the capture thread and the :class:`CameraStream`.
+
 A camera's thread either has H.264 already (a hardware encoder, a UVC camera
 that encodes) and calls :meth:`CameraStream.put`, or has raw frames and calls
 :meth:`CameraStream.encode` with the project's encoder, which makes the next
@@ -80,3 +83,59 @@ class CameraStream:
     async def get(self) -> av.Packet:
         assert self._handoff is not None
         return await self._handoff.get()
+
+
+class CaptureSource:
+    """An encoded-video source fed by a capture thread; subclasses implement
+    :meth:`_begin` (start capturing, on the event loop) and :meth:`_end`."""
+
+    def __init__(self, queue_packets: int = 8) -> None:
+        self.closed = False
+        self.stream = CameraStream(queue_packets)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def keyframe_requests(self) -> int:
+        return self.stream.keyframe_requests
+
+    @property
+    def dropped(self) -> int:
+        """Packets dropped because the network side fell behind."""
+        return self.stream.dropped
+
+    def start(self) -> None:
+        """Starts capturing; ``recv`` does it on first use."""
+        if not self.stream.started:
+            self.stream.start(asyncio.get_running_loop())
+            self._begin()
+
+    def request_keyframe(self) -> None:
+        self.stream.request_keyframe()
+
+    async def recv(self) -> av.Packet:
+        if self.closed:
+            raise ConnectionError("camera source is closed")
+        self.start()
+        return await self.stream.get()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        if self.stream.started:
+            self._end()
+
+    def _run_thread(self, target: Callable[[], None], name: str) -> None:
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        """Releases the device after the thread has stopped."""

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Protocol
 
 import alsaaudio
@@ -30,7 +29,7 @@ import av
 
 from .alsadevice import ReopeningDevice
 from .handoff import Handoff
-from .tone import FRAME_SAMPLES, SAMPLE_RATE
+from .pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,6 @@ class MicrophoneSource:
         self.overruns = 0
         self.closed = False
         self._open_pcm = open_pcm
-        self._layout = "mono" if settings.channels == 1 else "stereo"
         self._silence = bytes(FRAME_SAMPLES * 2 * settings.channels)
         self._samples = 0
         self._handoff: Handoff[bytes] | None = None
@@ -116,11 +114,7 @@ class MicrophoneSource:
         self.start()
         assert self._handoff is not None
         data = await self._handoff.get()
-        frame = av.AudioFrame(format="s16", layout=self._layout, samples=FRAME_SAMPLES)
-        frame.planes[0].update(self._silence if self.muted else data)
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._samples
-        frame.time_base = Fraction(1, SAMPLE_RATE)
+        frame = pcm_frame(self._silence if self.muted else data, self.settings.channels, self._samples)
         self._samples += FRAME_SAMPLES
         return frame
 

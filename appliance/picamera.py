@@ -20,9 +20,7 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from picamera2 import Picamera2
 from picamera2.encoders.h264_encoder import H264Encoder as HardwareH264Encoder
 from picamera2.outputs import Output
 
-from .capture import CameraStream
+from .capture import CameraStream, CaptureSource
 from .encoder import EncoderSettings, H264Encoder
 
 log = logging.getLogger(__name__)
@@ -82,7 +80,7 @@ class PacketOutput(Output):  # type: ignore[misc]
             self._stream.put(bytes(frame), keyframe, timestamp)
 
 
-class PiCameraSource:
+class PiCameraSource(CaptureSource):
     """An encoded-video source from the Pi camera (see the module docs).
 
     ``camera`` is a ``Picamera2`` (one is opened on first use if not given).
@@ -95,29 +93,13 @@ class PiCameraSource:
         camera: Picamera2 | None = None,
         queue_packets: int = 8,
     ) -> None:
+        super().__init__(queue_packets)
         self.settings = settings
         self.mode = choose_encoder(encoder)
-        self.closed = False
-        self.stream = CameraStream(queue_packets)
         self._camera = camera
         self._hardware: HardwareH264Encoder | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    @property
-    def keyframe_requests(self) -> int:
-        return self.stream.keyframe_requests
-
-    @property
-    def dropped(self) -> int:
-        """Packets dropped because the network side fell behind."""
-        return self.stream.dropped
-
-    def start(self) -> None:
-        """Configures the camera and starts encoding; ``recv`` does it on first use."""
-        if self.stream.started:
-            return
-        self.stream.start(asyncio.get_running_loop())
+    def _begin(self) -> None:
         camera = self._camera = self._camera or Picamera2()
         s = self.settings
         camera.configure(
@@ -134,28 +116,12 @@ class PiCameraSource:
             camera.start_recording(self._hardware, PacketOutput(self.stream))
         else:
             camera.start()
-            self._thread = threading.Thread(target=self._encode_frames, args=(camera,), name="camera-encoder", daemon=True)
-            self._thread.start()
+            self._run_thread(lambda: self._encode_frames(camera), "camera-encoder")
         log.info("camera started: %dx%d@%d, %s H.264", s.width, s.height, s.fps, self.mode)
 
-    def request_keyframe(self) -> None:
-        self.stream.request_keyframe()
-
-    async def recv(self) -> av.Packet:
-        if self.closed:
-            raise ConnectionError("camera source is closed")
-        self.start()
-        return await self.stream.get()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+    def _end(self) -> None:
         camera = self._camera
-        if camera is not None and self.stream.started:
+        if camera is not None:
             if self._hardware is not None:
                 camera.stop_recording()
             else:

@@ -5,8 +5,8 @@ cut into 20 ms periods. A playback thread takes one period from every stream
 each 20 ms, mixes them with the volume applied and writes the result. A stream
 holds at most ``latency_ms`` of audio: when a stream runs ahead (network
 jitter), its oldest audio is dropped, so the delay stays bounded. A stream that
-has nothing contributes silence for that period (an underrun of its own never
-stalls the others). A removed stream's audio goes at once, faded out over one
+has nothing contributes silence (an underrun of its own never stalls the
+others), reached and left with a short fade rather than a click. A removed stream's audio goes at once, faded out over one
 period so it ends without a click: nothing stale is played after it stops. Underruns of the device itself are recovered; an
 unplugged device is reopened when it returns.
 
@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from .alsadevice import ReopeningDevice
-from .tone import FRAME_SAMPLES, SAMPLE_RATE
+from .pcm import FRAME_SAMPLES, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,40 @@ def open_alsa_playback(settings: SpeakerSettings) -> Any:
 
 
 class _StreamBuffer:
-    """One stream's audio, converted and cut into periods (bounded)."""
+    """One stream's audio, converted and cut into periods (bounded).
+
+    When the stream runs dry (its sender stopped, or the network stalls) the
+    last period is played once more backwards and faded out, so the sound
+    ends where it was instead of jumping to zero (a click); when it comes
+    back, the first period fades in.
+    """
 
     def __init__(self, channels: int, max_periods: int) -> None:
         layout = "mono" if channels == 1 else "stereo"
         self._resampler = av.AudioResampler(format="s16", layout=layout, rate=SAMPLE_RATE)
         self._channels = channels
         self._pending = np.zeros(0, np.int16)
+        self._last: np.ndarray | None = None
+        self._dry = False
+        ramp = np.linspace(0.0, 1.0, FRAME_SAMPLES)
+        self._fade_in = np.repeat(ramp, channels)
+        self.fade_out = np.repeat(ramp[::-1], channels)
         self.periods: deque[np.ndarray] = deque(maxlen=max_periods)  # full: oldest dropped
+
+    def next_period(self) -> np.ndarray | None:
+        """The next period to mix (int32), or None for silence."""
+        if self.periods:
+            period = self.periods.popleft().astype(np.int32)
+            if self._dry:
+                period = (period * self._fade_in).astype(np.int32)
+                self._dry = False
+            self._last = period
+            return period
+        if self._last is None:
+            return None
+        backwards = self._last.reshape(-1, self._channels)[::-1].reshape(-1)
+        self._last, self._dry = None, True
+        return (backwards * self.fade_out).astype(np.int32)
 
     def add(self, frame: av.AudioFrame) -> None:
         for converted in self._resampler.resample(frame):
@@ -105,7 +131,6 @@ class Speaker:
         self._thread: threading.Thread | None = None
         self._max_periods = max(1, settings.latency_ms * SAMPLE_RATE // 1000 // FRAME_SAMPLES)
         self._fading: list[np.ndarray] = []
-        self._fade_out = np.repeat(np.linspace(1.0, 0.0, FRAME_SAMPLES), settings.channels)
 
     def audio_sink(self, stream_id: str) -> Callable[[av.AudioFrame], None]:
         """The sink for one played stream; starts playback on first use."""
@@ -125,8 +150,10 @@ class Speaker:
         is faded out so that it ends without a click."""
         with self._lock:
             buffer = self._streams.pop(stream_id, None)
-            if buffer is not None and buffer.periods:
-                self._fading.append((buffer.periods.popleft() * self._fade_out).astype(np.int32))
+            if buffer is not None:
+                last = buffer.next_period()
+                if last is not None:
+                    self._fading.append((last * buffer.fade_out).astype(np.int32))
 
     def start(self) -> None:
         if self._thread is None:
@@ -144,8 +171,9 @@ class Speaker:
         mixed = np.zeros(FRAME_SAMPLES * self.settings.channels, np.int32)
         with self._lock:
             for buffer in self._streams.values():
-                if buffer.periods:
-                    mixed += buffer.periods.popleft()
+                period = buffer.next_period()
+                if period is not None:
+                    mixed += period
             for fading in self._fading:
                 mixed += fading
             self._fading.clear()

@@ -9,15 +9,13 @@ Example::
 
 from __future__ import annotations
 
-from fractions import Fraction
 
 import av
 import numpy as np
 
 from .pacing import Pacer
+from .pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
 
-SAMPLE_RATE = 48000
-FRAME_SAMPLES = 960  # 20 ms
 
 
 class ToneSource:
@@ -39,11 +37,7 @@ class ToneSource:
         t = (self._samples + np.arange(FRAME_SAMPLES)) / SAMPLE_RATE
         level = 0.0 if self.muted else self.level
         wave = (np.sin(2 * np.pi * self.frequency * t) * level * 32767).astype(np.int16)
-        layout = "mono" if self.channels == 1 else "stereo"
-        frame = av.AudioFrame.from_ndarray(np.repeat(wave, self.channels)[None, :], format="s16", layout=layout)
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._samples
-        frame.time_base = Fraction(1, SAMPLE_RATE)
+        frame = pcm_frame(np.repeat(wave, self.channels), self.channels, self._samples)
         self._samples += FRAME_SAMPLES
         return frame
 

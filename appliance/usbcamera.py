@@ -15,20 +15,18 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 
 import av
 
-from .capture import CameraStream
+from .capture import CaptureSource
 from .encoder import EncoderSettings, H264Encoder
 
 log = logging.getLogger(__name__)
 
 
-class UsbCameraSource:
+class UsbCameraSource(CaptureSource):
     """An encoded-video source from a V4L2 device (see the module docs).
 
     ``container_format`` and ``device`` go to ``av.open`` (``v4l2`` and a
@@ -44,44 +42,17 @@ class UsbCameraSource:
         queue_packets: int = 8,
         reopen_interval: float = 1.0,
     ) -> None:
+        super().__init__(queue_packets)
         self.settings = settings
         self.device = device
         self.input_format = input_format
         self.passthrough: bool | None = None  # known once the camera is open
         self.available = False
-        self.closed = False
-        self.stream = CameraStream(queue_packets)
         self._container_format = container_format
         self._reopen_interval = reopen_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    @property
-    def keyframe_requests(self) -> int:
-        return self.stream.keyframe_requests
-
-    def start(self) -> None:
-        if self.stream.started:
-            return
-        self.stream.start(asyncio.get_running_loop())
-        self._thread = threading.Thread(target=self._capture, name="usb-camera", daemon=True)
-        self._thread.start()
-
-    def request_keyframe(self) -> None:
-        self.stream.request_keyframe()
-
-    async def recv(self) -> av.Packet:
-        if self.closed:
-            raise ConnectionError("camera source is closed")
-        self.start()
-        return await self.stream.get()
-
-    def close(self) -> None:
-        self.closed = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+    def _begin(self) -> None:
+        self._run_thread(self._capture, "usb-camera")
 
     def _open(self) -> av.container.InputContainer:
         s = self.settings

@@ -76,8 +76,11 @@ def test_mix_bounds_latency_and_applies_volume():
     for _ in range(10):  # 200 ms arrive at once (a jitter burst)
         feed(frame)
     periods = [speaker.mix() for _ in range(5)]
-    assert [int(p.max()) for p in periods] == [10000, 10000, 10000, 0, 0], "only 60 ms kept, volume 0.5"
-    assert [int(p.min()) for p in periods] == [10000, 10000, 10000, 0, 0]
+    assert [int(p.min()) for p in periods[:3]] == [10000] * 3 and [int(p.max()) for p in periods[:3]] == [10000] * 3, \
+        "only 60 ms kept, volume 0.5"
+    fade = periods[3].reshape(-1, 2)[:, 0]
+    assert fade[0] > 9900 and fade[-1] == 0 and (np.diff(fade.astype(int)) <= 0).all(), "running dry fades out"
+    assert not periods[4].any(), "then silence"
 
 
 def test_mono_sources_keep_their_level_in_stereo():

@@ -1,0 +1,27 @@
+"""The appliance's PCM audio: 48 kHz, s16, 20 ms periods.
+
+Example::
+
+    frame = pcm_frame(samples, channels=1, pts=n * FRAME_SAMPLES)
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 48000
+FRAME_SAMPLES = 960  # 20 ms
+TIME_BASE = Fraction(1, SAMPLE_RATE)
+
+
+def pcm_frame(samples: bytes | np.ndarray, channels: int, pts: int) -> av.AudioFrame:
+    """One period of interleaved s16 samples as an ``av.AudioFrame``."""
+    frame = av.AudioFrame(format="s16", layout="mono" if channels == 1 else "stereo", samples=FRAME_SAMPLES)
+    frame.planes[0].update(samples if isinstance(samples, bytes) else np.ascontiguousarray(samples, np.int16).tobytes())
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    frame.time_base = TIME_BASE
+    return frame
