@@ -31,6 +31,7 @@ from .profile import EngineProfile, RoomConfig, Stream, User
 from .states import UpdateType
 from .testpattern import TestPatternSource, read_stamp
 from .tone import ToneSource, dominant_frequency, frame_samples
+from .webclient import WebClientServer
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,12 @@ async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> 
         appliance_task = asyncio.create_task(appliance.run(), name="appliance")
         report = ReceiveReport()
         remote = await _participant(janus, "demo", User("remote", "Remote"), 660, report)
+        try:
+            web: WebClientServer | None = WebClientServer()
+            print(f"Join from a browser in this namespace: {web.url}?server={janus.url}&room=demo&user=guest", flush=True)
+        except FileNotFoundError as exc:
+            web = None
+            print(f"(no browser page: {exc})", flush=True)
         screenshots.mkdir(exist_ok=True)
         last_status = ""
         try:
@@ -163,6 +170,8 @@ async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> 
             if not window:
                 print(f"[appliance] the screen is in {screenshots / 'screen.png'} (refreshed every 2 s)", flush=True)
         finally:
+            if web is not None:
+                web.close()
             await remote.destroy()
             appliance.stop()
             await appliance_task
