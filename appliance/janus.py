@@ -240,7 +240,8 @@ class JanusConnection:
             future.set_result(message)
             return
         if kind == "timeout":
-            self._mark_lost(EngineError(ErrorCode.SESSION_LOST, "janus session timed out"))
+            if self.session_id is not None and message.get("session_id") == self.session_id:  # ours only
+                self._mark_lost(EngineError(ErrorCode.SESSION_LOST, "janus session timed out"))
             return
         sender = message.get("sender")
         if isinstance(sender, int) and kind in ("event", "webrtcup", "hangup", "media", "slowlink", "detached"):

@@ -111,6 +111,7 @@ class Room:
         self._on_ended = on_ended
         self._generation = 0
         self._presence_handle: int | None = None
+        self._early_events: list[dict[str, Any]] | None = None
         self._presences: dict[str, Participant] = {}  # feed id -> other users' presences
         self._stream_feeds: dict[str, Participant] = {}  # stream id -> participant
         self._listeners: dict[int, Callable[[dict[str, Any]], None]] = {}
@@ -191,6 +192,9 @@ class Room:
         await connection.open()
         try:
             handle = await connection.attach(VIDEOROOM)
+            # Room events can follow the "joined" answer before it is applied:
+            # keep them until then (see _apply_membership).
+            self._presence_handle, self._early_events = handle, []
             await self._ensure_room(connection, handle)
             self._generation += 1
             joined, _ = await connection.message(
@@ -204,9 +208,10 @@ class Room:
                 },
             )
         except BaseException:
+            self._early_events = None
             await connection.close()
             raise
-        self.connection, self._presence_handle = connection, handle
+        self.connection = connection
         self.broken = asyncio.Event()
         return joined
 
@@ -298,7 +303,9 @@ class Room:
     # -- membership -----------------------------------------------------------
 
     def _apply_membership(self, joined: dict[str, Any], first: bool) -> None:
-        """Replaces the lists with the server's view and reports the difference."""
+        """Replaces the lists with the server's view and reports the difference,
+        then applies the events that arrived while the answer was on its way."""
+        early, self._early_events = self._early_events or [], None
         old_users, old_streams = dict(self.users), dict(self.streams)
         self._presences.clear()
         self._stream_feeds.clear()
@@ -317,6 +324,8 @@ class Room:
                 self._stream_feeds[participant.stream_id] = participant
         self._rebuild_lists()
         self._report(old_users, self.users, old_streams, self.streams)
+        for message in early:
+            self._on_janus_event(self._presence_handle or 0, message)
 
     def _rebuild_lists(self) -> None:
         self.users = {
@@ -354,6 +363,9 @@ class Room:
             listener = self._listeners.get(handle_id)
             if listener is not None:
                 listener(message)
+            return
+        if self._early_events is not None:
+            self._early_events.append(message)
             return
         plugindata = message.get("plugindata")
         data = plugindata.get("data") if isinstance(plugindata, dict) else None
