@@ -1,5 +1,5 @@
 # The README's commands. Each one sets up what is missing first.
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench soak
 
 NETNS := scripts/netns
 VENV := .venv/bin
@@ -15,3 +15,8 @@ test: setup
 
 bench: setup
 	$(NETNS) $(VENV)/python -m bench
+
+# MINUTES=30 make soak: a long soak with its memory and descriptor figures.
+MINUTES ?= 10
+soak: setup
+	$(NETNS) $(VENV)/python -m pytest -s tests/test_soak.py --soak-minutes $(MINUTES)

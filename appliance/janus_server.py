@@ -50,6 +50,8 @@ class LocalJanus:
         *,
         ice_interfaces: list[str] | None = None,
         ws_port: int | None = None,
+        ws_ip: str = "127.0.0.1",
+        own_namespace: tuple[str, str] | None = None,
         token_secret: str | None = None,
         rtp_port_range: str = "20000-40000",
         debug_level: int = 4,
@@ -57,7 +59,11 @@ class LocalJanus:
         janus_binary: str = "janus",
     ) -> None:
         self.ws_port = ws_port or free_port()
-        self.url = f"ws://127.0.0.1:{self.ws_port}/"
+        self.ws_ip = ws_ip
+        self.url = f"ws://{ws_ip}:{self.ws_port}/"
+        # (interface, address/prefix): run Janus in a network namespace of its
+        # own, reached through that veth end, so a test can cut the link.
+        self._own_namespace = own_namespace
         self._ice_interfaces = ice_interfaces or []
         self._token_secret = token_secret
         self._rtp_port_range = rtp_port_range
@@ -93,7 +99,7 @@ class LocalJanus:
                 else ""
             ),
             "ws_port": str(self.ws_port),
-            "ws_ip": "127.0.0.1",
+            "ws_ip": self.ws_ip,
         }
         for template in self._template_dir.glob("*.jcfg"):
             text = Template(template.read_text()).substitute(values)
@@ -105,29 +111,48 @@ class LocalJanus:
         """Starts Janus and returns once its WebSocket port accepts connections."""
         if self.running:
             return
+        command = [
+            self._binary,
+            "-F", str(self._dir),
+            "-C", str(self._dir / "janus.jcfg"),
+            "-L", str(self.log_path),
+            "-N", "-o",
+        ]
+        if self._own_namespace is not None:
+            interface, _ = self._own_namespace
+            # Wait in the new namespace until the interface has been moved in.
+            wait = f"while ! ip -o addr show dev {interface} 2>/dev/null | grep -q inet; do sleep 0.02; done; exec \"$@\""
+            command = ["unshare", "--net", "--", "sh", "-c", wait, "janus", *command]
         self._process = subprocess.Popen(
-            [
-                self._binary,
-                "-F", str(self._dir),
-                "-C", str(self._dir / "janus.jcfg"),
-                "-L", str(self.log_path),
-                "-N", "-o",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
+        if self._own_namespace is not None:
+            self._move_interface(self._process.pid, *self._own_namespace)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 break
             try:
-                socket.create_connection(("127.0.0.1", self.ws_port), timeout=0.2).close()
+                socket.create_connection((self.ws_ip, self.ws_port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
         self.stop()
         raise JanusStartError(f"janus did not start on port {self.ws_port}:\n{self.log_tail()}")
+
+    @staticmethod
+    def _move_interface(pid: int, interface: str, address: str) -> None:
+        own = os.readlink("/proc/self/ns/net")
+        deadline = time.monotonic() + 5
+        while os.readlink(f"/proc/{pid}/ns/net") == own:  # until unshare has made the new one
+            if time.monotonic() > deadline:
+                raise JanusStartError("janus's network namespace did not appear")
+            time.sleep(0.01)
+        subprocess.run(["ip", "link", "set", interface, "netns", str(pid)], check=True)
+        inside = ["nsenter", "-t", str(pid), "-n", "ip"]
+        subprocess.run([*inside, "link", "set", "lo", "up"], check=True)
+        subprocess.run([*inside, "addr", "add", address, "dev", interface], check=True)
+        subprocess.run([*inside, "link", "set", interface, "up"], check=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stops Janus (SIGTERM, then SIGKILL after ``timeout``)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,6 +23,17 @@ from appliance.janus_server import LocalJanus
 from .pulse import PrivatePulse
 
 NETNS_INTERFACES = {"lo", "v0", "v1"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", help="fault tests' long modes (10 restart cycles, ...)")
+    parser.addoption("--soak-minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", "2" if os.environ.get("CI") else "0.5")),
+                     help="how long the soak test runs (default 2 in CI, 0.5 otherwise)")
+
+
+@pytest.fixture
+def long_mode(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--long"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
