@@ -1,7 +1,10 @@
-"""Publishes N synthetic 720p30 streams from a process of its own, so that the
-benchmark's own process measures only the receiving side.
+"""Remote participants for the benchmarks, in a process of their own so that
+the measuring process sees only its own work.
 
-    python -m bench.publishers SERVER ROOM COUNT SECONDS
+    python -m bench.publishers SERVER ROOM COUNT SECONDS [WIDTH HEIGHT]
+
+Each of COUNT users publishes a stamped test pattern (30 fps, 2 s GOP) and a
+tone, and plays nothing.
 """
 
 from __future__ import annotations
@@ -9,17 +12,23 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from appliance import EncoderSettings, Engine, EngineProfile, TestPatternSource, User
+from appliance import EncoderSettings, Engine, EngineProfile, TestPatternSource, ToneSource, User
 
 
-async def publish(server: str, room: str, count: int, seconds: float) -> None:
-    engine = Engine.create(EngineProfile(server=server))
-    await engine.login_room(room, User("bench-publisher"))
+async def publish(server: str, room: str, count: int, seconds: float, width: int, height: int) -> None:
+    engines = []
     for n in range(count):
-        await engine.start_publishing_stream(f"bench-{n}", video=TestPatternSource(EncoderSettings(gop=60)))
+        engine = Engine.create(EngineProfile(server=server))
+        await engine.login_room(room, User(f"remote-{n}", f"Remote {n}"))
+        await engine.start_publishing_stream(
+            f"remote-{n}-main", video=TestPatternSource(EncoderSettings(width, height, gop=60)), audio=ToneSource(660)
+        )
+        engines.append(engine)
     await asyncio.sleep(seconds)
-    await engine.destroy()
+    for engine in engines:
+        await engine.destroy()
 
 
 if __name__ == "__main__":
-    asyncio.run(publish(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
+    size = [int(v) for v in sys.argv[5:7]] or [1280, 720]
+    asyncio.run(publish(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), *size))

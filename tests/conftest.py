@@ -31,6 +31,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="how long the soak test runs (default 2 in CI, 0.5 otherwise)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The soak runs for as long as asked, beyond the suite's per-test timeout.
+    minutes = config.getoption("--soak-minutes")
+    for item in items:
+        if item.name == "test_soak":
+            item.add_marker(pytest.mark.timeout(int(minutes * 60) + 180))
+
+
 @pytest.fixture
 def long_mode(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--long"))
