@@ -30,7 +30,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .layout import MAX_TILES, Rect, fit, tile_rects
-from .pacing import Pacer
 from .pixels import PIXEL_FORMATS, blank, frame_array, png_bytes, rgb_to
 
 BACKGROUND = (16, 16, 16)
@@ -39,6 +38,7 @@ STATUS_BACKGROUND = (0, 0, 0)
 ERROR_BACKGROUND = (110, 20, 20)
 TEXT = (255, 255, 255)
 MUTED_TEXT = (255, 90, 90)
+IDLE_REDRAW = 0.5  # seconds between redraws when nothing new arrives
 
 
 class ScreenState(Enum):
@@ -123,6 +123,7 @@ class Compositor:
             for color in (BACKGROUND, TILE_BACKGROUND, STATUS_BACKGROUND, ERROR_BACKGROUND)
         }
         self._canvas = blank(width, height, pixel_format)
+        self._new_frame = asyncio.Event()
         self._layout: tuple[object, ...] | None = None
 
     # -- what to show -------------------------------------------------------
@@ -137,12 +138,14 @@ class Compositor:
         def sink(frame: av.VideoFrame) -> None:
             tile.frame = frame  # only the newest frame is kept
             tile.received += 1
+            self._new_frame.set()
 
         return sink
 
     def remove_stream(self, stream_id: str) -> None:
         """Takes the stream's tile off the screen from the next frame on."""
         self._tiles.pop(stream_id, None)
+        self._new_frame.set()
 
     def set_name(self, stream_id: str, name: str) -> None:
         if stream_id in self._tiles:
@@ -163,6 +166,7 @@ class Compositor:
 
         def sink(frame: av.VideoFrame) -> None:
             tile.frame = frame
+            self._new_frame.set()
 
         return sink
 
@@ -175,6 +179,7 @@ class Compositor:
         participants: int | None = None,
     ) -> None:
         self.state, self.room, self.detail, self.muted, self.participants = state, room, detail, muted, participants
+        self._new_frame.set()
 
     @property
     def frames_unshown(self) -> int:
@@ -313,14 +318,32 @@ class Compositor:
         return png_bytes(image, self.pixel_format)
 
     async def run(self, output: Output) -> None:
-        """Composes at the display's rate and shows each frame; runs until cancelled.
+        """Composes and shows frames until cancelled.
 
-        Composition runs in a worker thread so the event loop keeps the media flowing.
+        A new remote frame is composed as soon as it arrives (waiting for a
+        fixed tick would add up to a frame period of delay), at most at the
+        display's rate. Changes of status and layout wake it too; with
+        nothing new it redraws every ``IDLE_REDRAW`` seconds (the clock).
+        Composition runs in a worker thread so the event loop keeps the media
+        flowing.
         """
         if (output.width, output.height, output.pixel_format) != (self.width, self.height, self.pixel_format):
             raise ValueError("the output's geometry and pixel format differ from the compositor's")
-        pacer = Pacer(1 / self.fps)
+        interval = 1 / self.fps
+        last: float | None = None
         while True:
-            self.frames_late += await pacer.wait()
+            try:
+                async with asyncio.timeout(IDLE_REDRAW):
+                    await self._new_frame.wait()
+            except TimeoutError:
+                pass
+            self._new_frame.clear()
+            now = time.monotonic()
+            if last is not None and now < last + interval:
+                await asyncio.sleep(last + interval - now)
+                now = time.monotonic()
+            if last is not None:
+                self.frames_late += max(0, int((now - last) / interval) - 1)
+            last = now
             image = await asyncio.to_thread(self.compose)
             await asyncio.to_thread(output.show, image)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -48,7 +49,10 @@ class Engine:
         self._room: Room | None = None
         self._publishers: dict[str, Publisher] = {}
         self._players: dict[str, Player] = {}
-        self._sources: list[EncodedVideoSource | AudioSource] = []
+        # Weak: a source the application has let go of after its stream stopped
+        # is freed, not kept until destroy() (a call that republishes often
+        # would otherwise grow without bound).
+        self._sources: weakref.WeakSet[EncodedVideoSource | AudioSource] = weakref.WeakSet()
         self._ending: asyncio.Task[None] | None = None
         self._destroyed = False
 
@@ -182,8 +186,8 @@ class Engine:
             log.error("publish refused: %s", exc)
             return exc.code
         for source in (video, audio):
-            if source is not None and source not in self._sources:
-                self._sources.append(source)
+            if source is not None:
+                self._sources.add(source)
         publisher = Publisher(room, self._emitter, stream_id, video, audio)
         self._publishers[stream_id] = publisher
         publisher.start()
@@ -232,7 +236,7 @@ class Engine:
             await asyncio.gather(ending, return_exceptions=True)
         if self._room is not None:
             await self.logout_room()
-        for source in self._sources:
+        for source in list(self._sources):
             source.close()
         self._sources.clear()
         await self._emitter.drain()

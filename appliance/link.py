@@ -11,6 +11,7 @@ stream id is taken, the codec is refused) ends it in its idle state.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable
 from enum import Enum
@@ -183,6 +184,12 @@ class Link:
         pc, self._pc = self._pc, None
         if pc is not None:
             await pc.close()
+            # A closed peer connection is a web of reference cycles holding codec
+            # contexts and buffers (megabytes of C memory the garbage collector
+            # does not see); collect it now rather than whenever Python's
+            # allocation counters say so, or memory balloons as streams come and go.
+            del pc
+            gc.collect()
         handle, self._handle = self._handle, None
         if handle is not None and self._connection is not None:
             self._room.unlisten(handle)

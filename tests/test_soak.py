@@ -54,6 +54,7 @@ async def test_soak(janus, room_id, tmp_path, engines, request, monkeypatch):
         first, last = samples[min(1, len(samples) - 1)], samples[-1]  # the first cycle warms caches up
         print(f"soak {minutes} min, {cycle} stream cycles: RSS {first[1]:.1f} -> {last[1]:.1f} MB "
               f"({last[1] - first[1]:+.1f}), open fds {first[2]} -> {last[2]} ({last[2] - first[2]:+d})")
+        print("RSS by cycle (MB):", " ".join(f"{rss:.0f}" for _, rss, _ in samples))
         assert last[2] - first[2] <= 4, "file descriptors leak"
         assert last[1] - first[1] < 40, "memory grows"
         assert daemon.call.state is CallState.IN_CALL
