@@ -13,7 +13,6 @@ import asyncio
 import json
 import resource
 import sys
-import time
 
 import av
 
@@ -72,7 +71,7 @@ async def measure(mode: str, server: str, room: str, seconds: float) -> float:
     while engine.publisher_state(f"cpu-{mode}") is not PublisherState.PUBLISHING:
         await asyncio.sleep(0.05)
     await asyncio.sleep(2)
-    cpu, frames, wall = cpu_seconds(), source.count, time.monotonic()
+    cpu, frames = cpu_seconds(), source.count
     await asyncio.sleep(seconds)
     cpu, frames = cpu_seconds() - cpu, source.count - frames
     await engine.destroy()

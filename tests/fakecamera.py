@@ -41,13 +41,19 @@ class _Anything:
         return (object,)
 
 
+def _stub_attribute(attribute: str) -> _Anything:
+    if attribute.startswith("__"):  # __file__, __path__, ...: a stub has none
+        raise AttributeError(attribute)
+    return _Anything()
+
+
 def install_stubs() -> None:
     for name in ("libcamera", "pykms"):
         try:
             __import__(name)
         except ImportError:
             module = types.ModuleType(name)
-            module.__getattr__ = lambda attribute: _Anything()  # type: ignore[method-assign]
+            module.__getattr__ = _stub_attribute  # type: ignore[method-assign]
             sys.modules[name] = module
 
 
