@@ -4,7 +4,9 @@
 
 ``encoded``: H.264 packets made beforehand are replayed, as a hardware encoder
 hands them over: aiortc only packetizes. ``raw``: the same pictures as raw
-frames, which aiortc encodes itself. Prints the figure as JSON.
+frames, which aiortc encodes itself. The pictures are the test pattern with
+sensor-like noise, so that they cost an encoder what a camera's do (flat
+colour bars alone cost it almost nothing). Prints the figure as JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import resource
 import sys
 
 import av
+import numpy as np
 
 from appliance import EncoderSettings, Engine, EngineProfile, H264Encoder, PublisherState, User
 from appliance.encoder import VIDEO_TIME_BASE
@@ -55,9 +58,15 @@ def cpu_seconds() -> float:
 
 async def measure(mode: str, server: str, room: str, seconds: float) -> float:
     pattern = TestPattern(1280, 720)
-    pictures = [pattern.render(Stamp(n, 0)) for n in range(FRAMES)]
+    rng = np.random.default_rng(1)
+    pictures = []
+    for n in range(FRAMES):
+        planes = pattern.render(Stamp(n, 0)).to_ndarray().astype(np.int16)
+        planes += rng.integers(-12, 13, planes.shape, dtype=np.int16)  # sensor noise
+        pictures.append(av.VideoFrame.from_ndarray(planes.clip(0, 255).astype(np.uint8), format="yuv420p"))
     if mode == "encoded":
-        encoder = H264Encoder(EncoderSettings(1280, 720, FPS, gop=FRAMES))
+        # As a camera's encoder would: 2 Mbit/s, an IDR every two seconds.
+        encoder = H264Encoder(EncoderSettings(1280, 720, FPS, bitrate=2_000_000, gop=FRAMES))
         items: list = []
         for n, picture in enumerate(pictures):
             picture.pts = n * 3000
