@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ STATUS_BACKGROUND = (0, 0, 0)
 ERROR_BACKGROUND = (110, 20, 20)
 TEXT = (255, 255, 255)
 MUTED_TEXT = (255, 90, 90)
+log = logging.getLogger(__name__)
 IDLE_REDRAW = 0.5  # seconds between redraws when nothing new arrives
 
 
@@ -114,6 +116,8 @@ class Compositor:
         self.frames_late = 0  # display frames missed because composing fell behind
         self.last_image: np.ndarray | None = None
         self.status_height = max(24, height // 24)
+        # Replaced, never changed in place: compose() reads it from a worker
+        # thread while sinks and the call add and remove tiles on the loop.
         self._tiles: dict[str, _Tile] = {}
         self._order = 0
         self._self_view: _Tile | None = None
@@ -124,6 +128,7 @@ class Compositor:
         }
         self._canvas = blank(width, height, pixel_format)
         self._new_frame = asyncio.Event()
+        self._last_error = 0.0
         self._layout: tuple[object, ...] | None = None
 
     # -- what to show -------------------------------------------------------
@@ -133,7 +138,8 @@ class Compositor:
         tile = self._tiles.get(stream_id)
         if tile is None:
             self._order += 1
-            tile = self._tiles[stream_id] = _Tile(name or stream_id, self._order, time.monotonic())
+            tile = _Tile(name or stream_id, self._order, time.monotonic())
+            self._tiles = {**self._tiles, stream_id: tile}
 
         def sink(frame: av.VideoFrame) -> None:
             tile.frame = frame  # only the newest frame is kept
@@ -144,7 +150,7 @@ class Compositor:
 
     def remove_stream(self, stream_id: str) -> None:
         """Takes the stream's tile off the screen from the next frame on."""
-        self._tiles.pop(stream_id, None)
+        self._tiles = {key: tile for key, tile in self._tiles.items() if key != stream_id}
         self._new_frame.set()
 
     def set_name(self, stream_id: str, name: str) -> None:
@@ -192,23 +198,25 @@ class Compositor:
     def tile_area(self) -> Rect:
         return Rect(0, 0, self.width, self.height - self.status_height)
 
-    def visible_streams(self) -> list[str]:
+    def visible_streams(self, tiles: dict[str, _Tile] | None = None) -> list[str]:
         """The streams on screen, in tile order."""
-        ids = list(self._tiles)
+        tiles = self._tiles if tiles is None else tiles
+        ids = list(tiles)
         if len(ids) > MAX_TILES:
-            recent = sorted(ids, key=lambda s: self._tiles[s].active, reverse=True)[:MAX_TILES]
+            recent = sorted(ids, key=lambda s: tiles[s].active, reverse=True)[:MAX_TILES]
             ids = [s for s in ids if s in recent]
-        return sorted(ids, key=lambda s: self._tiles[s].order)
+        return sorted(ids, key=lambda s: tiles[s].order)
 
-    def tile_rect(self, stream_id: str) -> Rect | None:
-        ids = self.visible_streams()
+    def tile_rect(self, stream_id: str, tiles: dict[str, _Tile] | None = None) -> Rect | None:
+        ids = self.visible_streams(tiles)
         if stream_id not in ids:
             return None
         return tile_rects(len(ids), self.tile_area)[ids.index(stream_id)]
 
-    def picture_rect(self, stream_id: str) -> Rect | None:
+    def picture_rect(self, stream_id: str, tiles: dict[str, _Tile] | None = None) -> Rect | None:
         """Where the stream's picture is drawn inside its tile (letterboxed)."""
-        rect, tile = self.tile_rect(stream_id), self._tiles.get(stream_id)
+        tiles = self._tiles if tiles is None else tiles
+        rect, tile = self.tile_rect(stream_id, tiles), tiles.get(stream_id)
         if rect is None or tile is None or tile.frame is None:
             return None
         return fit(tile.frame.width, tile.frame.height, rect)
@@ -230,12 +238,13 @@ class Compositor:
         status line are redrawn only when the layout or the status changes,
         so an ordinary frame costs one scale and one copy per new picture.
         """
-        ids = self.visible_streams() if self.state not in (ScreenState.IDLE, ScreenState.ERROR) else []
+        tiles = self._tiles  # one snapshot for the whole frame
+        ids = self.visible_streams(tiles) if self.state not in (ScreenState.IDLE, ScreenState.ERROR) else []
         rects = tile_rects(len(ids), self.tile_area)
         pip = self.self_view_rect() if ids or self.state is not ScreenState.IDLE else None
         layout = (
             self.state, self.room, self.detail, self.muted, self.participants, time.strftime("%H:%M"),
-            tuple((s, r, self.picture_rect(s), self._tiles[s].name) for s, r in zip(ids, rects)), pip,
+            tuple((s, r, self.picture_rect(s, tiles), tiles[s].name) for s, r in zip(ids, rects)), pip,
         )
         canvas = self._canvas
         redraw = layout != self._layout
@@ -249,7 +258,7 @@ class Compositor:
                     self._fill(canvas, rect, TILE_BACKGROUND)
             self._draw_status(canvas)
         for stream_id, rect in zip(ids, rects):
-            self._draw_tile(canvas, self._tiles[stream_id], rect, redraw)
+            self._draw_tile(canvas, tiles[stream_id], rect, redraw)
         if self._self_view is not None and pip is not None:
             self._draw_picture(canvas, self._self_view, pip, redraw)
         self.last_image = canvas
@@ -345,5 +354,10 @@ class Compositor:
             if last is not None:
                 self.frames_late += max(0, int((now - last) / interval) - 1)
             last = now
-            image = await asyncio.to_thread(self.compose)
-            await asyncio.to_thread(output.show, image)
+            try:
+                image = await asyncio.to_thread(self.compose)
+                await asyncio.to_thread(output.show, image)
+            except Exception:  # the screen must keep going; say what went wrong, once a second at most
+                if now - self._last_error > 1:
+                    log.exception("composing or showing a frame failed")
+                    self._last_error = now

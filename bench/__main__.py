@@ -114,7 +114,12 @@ async def measure_screen(janus: LocalJanus) -> dict[str, float]:
             output.shown.clear()
             started = time.monotonic()
             call.join()
-            await wait_until(lambda: bool(output.shown))
+            try:
+                await wait_until(lambda: bool(output.shown))
+            except TimeoutError:
+                raise TimeoutError(f"no remote frame on the screen after joining: call {call.state.value} "
+                                   f"({call.detail}), streams {[s.stream_id for s in engine.streams]}, "
+                                   f"player {engine.player_state('remote-0-main').value}") from None
             joins.append((output.shown[0][0] - started) * 1000)
             await call.hangup()
     finally:

@@ -269,3 +269,31 @@ def test_auto_output_falls_back_to_headless(monkeypatch):
     assert isinstance(output, HeadlessOutput) and (output.width, output.height) == (640, 360)
     with pytest.raises(ValueError, match="auto, kms"):
         open_output("hdmi")
+
+
+def test_tiles_come_and_go_while_another_thread_composes():
+    """compose() runs in a worker thread while the call adds and removes tiles."""
+    import threading
+
+    screen = Compositor(640, 360, "bgra")
+    screen.set_status(ScreenState.IN_CALL, room="r")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def compose_forever() -> None:
+        while not stop.is_set():
+            try:
+                screen.compose()
+            except BaseException as exc:  # noqa: BLE001 - the test reports whatever broke
+                errors.append(exc)
+                return
+
+    worker = threading.Thread(target=compose_forever)
+    worker.start()
+    frame = solid(COLOURS[0], 320, 180)
+    for n in range(3000):
+        screen.show_stream(f"s{n % 7}", "x")(frame)
+        screen.remove_stream(f"s{(n * 3) % 7}")
+    stop.set()
+    worker.join()
+    assert errors == []
