@@ -288,12 +288,17 @@ def test_tiles_come_and_go_while_another_thread_composes():
                 errors.append(exc)
                 return
 
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
     worker = threading.Thread(target=compose_forever)
     worker.start()
-    frame = solid(COLOURS[0], 320, 180)
-    for n in range(3000):
-        screen.show_stream(f"s{n % 7}", "x")(frame)
-        screen.remove_stream(f"s{(n * 3) % 7}")
-    stop.set()
-    worker.join()
+    try:
+        frame = solid(COLOURS[0], 320, 180)
+        for n in range(3000):
+            screen.show_stream(f"s{n % 13}", "x")(frame)
+            screen.remove_stream(f"s{(n * 5) % 13}")
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(switch)
     assert errors == []
