@@ -100,28 +100,44 @@ async def _participant(
     return engine
 
 
-DEMO_CONFIG = """
+def synthetic_config(
+    url: str,
+    room: str,
+    control_socket: Path,
+    *,
+    auto_join: bool = True,
+    output: str = "headless",
+    screen: tuple[int, int, int] = (1920, 1080, 30),
+    camera: tuple[int, int, int] = (1280, 720, 30),
+    user: tuple[str, str] = ("room-pi", "Room Pi"),
+) -> str:
+    """The configuration of an appliance with the synthetic camera and
+    microphone and no speaker (the demo, the benchmarks and the tests)."""
+    return f"""
 [server]
 url = "{url}"
 [room]
-id = "demo"
-user_id = "room-42"
-user_name = "Room 42"
-auto_join = true
+id = "{room}"
+user_id = "{user[0]}"
+user_name = "{user[1]}"
+auto_join = {str(auto_join).lower()}
 [camera]
 source = "test"
+width = {camera[0]}
+height = {camera[1]}
+fps = {camera[2]}
+gop = {camera[2] * 2}
 [microphone]
 source = "tone"
 [speaker]
 enabled = false
 [screen]
 output = "{output}"
-width = 1280
-height = 720
-fps = 15
-self_view = false
+width = {screen[0]}
+height = {screen[1]}
+fps = {screen[2]}
 [control]
-socket = "{socket}"
+socket = "{control_socket}"
 """
 
 
@@ -140,8 +156,9 @@ async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> 
     with LocalJanus(ice_interfaces=["v0"]) as janus, tempfile.TemporaryDirectory() as workdir:
         print(f"Janus running at {janus.url}", flush=True)
         path = Path(workdir) / "appliance.toml"
-        path.write_text(DEMO_CONFIG.format(url=janus.url, output="window" if window else "headless",
-                                           socket=Path(workdir) / "control.sock"))
+        path.write_text(synthetic_config(janus.url, "demo", Path(workdir) / "control.sock",
+                                         output="window" if window else "headless", screen=(1280, 720, 15),
+                                         user=("room-42", "Room 42")))
         appliance = Daemon(load_config(path), path)
         appliance_task = asyncio.create_task(appliance.run(), name="appliance")
         report = ReceiveReport()

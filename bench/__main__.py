@@ -47,6 +47,7 @@ import numpy as np
 from appliance import Engine, EngineProfile, PlayerState, User, read_stamp
 from appliance.call import Call, Media
 from appliance.compositor import Compositor, ScreenState
+from appliance.demo import synthetic_config
 from appliance.display import HeadlessOutput
 from appliance.janus_server import LocalJanus
 from appliance.pixels import to_rgb
@@ -182,29 +183,9 @@ async def measure_compose(janus: LocalJanus, streams: int = 4, seconds: float = 
         publishers.wait()
 
 
-DAEMON_CONFIG = """
-[server]
-url = "{url}"
-[room]
-id = "{room}"
-user_id = "room-pi"
-auto_join = {auto_join}
-[camera]
-source = "test"
-[microphone]
-source = "tone"
-[speaker]
-enabled = false
-[screen]
-output = "headless"
-[control]
-socket = "{dir}/control.sock"
-"""
-
-
 def start_daemon(directory: Path, url: str, room: str, auto_join: bool) -> tuple[subprocess.Popen[Any], socket.socket]:
     config = directory / "appliance.toml"
-    config.write_text(DAEMON_CONFIG.format(url=url, room=room, auto_join=str(auto_join).lower(), dir=directory))
+    config.write_text(synthetic_config(url, room, directory / "control.sock", auto_join=auto_join))
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(directory / "notify"))
     env = dict(os.environ, NOTIFY_SOCKET=str(directory / "notify"), GPIOZERO_PIN_FACTORY="mock",

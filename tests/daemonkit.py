@@ -7,43 +7,14 @@ import threading
 import time
 from pathlib import Path
 
+from appliance.demo import synthetic_config
+
 
 def write_config(directory: Path, server_url: str, room_id: str, auto_join: bool = False) -> Path:
+    """A small, light appliance: 320x180@15 camera, 640x360@10 headless screen."""
     path = directory / "appliance.toml"
-    path.write_text(
-        f"""
-[server]
-url = "{server_url}"
-
-[room]
-id = "{room_id}"
-user_id = "room-pi"
-user_name = "Room Pi"
-auto_join = {str(auto_join).lower()}
-
-[camera]
-source = "test"
-width = 320
-height = 180
-fps = 15
-gop = 30
-
-[microphone]
-source = "tone"
-
-[speaker]
-enabled = false
-
-[screen]
-output = "headless"
-width = 640
-height = 360
-fps = 10
-
-[control]
-socket = "{directory / 'control.sock'}"
-"""
-    )
+    path.write_text(synthetic_config(server_url, room_id, directory / "control.sock", auto_join=auto_join,
+                                     screen=(640, 360, 10), camera=(320, 180, 15)))
     return path
 
 
