@@ -52,8 +52,11 @@ def build_camera(config: Config) -> EncodedVideoSource | None:
 
         return UsbCameraSource(settings, c.device, c.input_format or None)
     if c.source == "pi":
-        from .picamera import PiCameraSource  # needs python3-picamera2
-
+        try:
+            from .picamera import PiCameraSource  # needs python3-picamera2 (libcamera)
+        except ImportError as exc:
+            raise ConfigError(config.files[0] if config.files else "config", "camera.source",
+                              f"'pi' needs picamera2 and libcamera (apt install python3-picamera2): {exc}") from None
         return PiCameraSource(settings, c.encoder)
     return None
 
@@ -98,7 +101,11 @@ class Daemon:
         loop = asyncio.get_running_loop()
         c = self.config
         _current_room[:] = [c.room.id]
-        self.output = open_output(c.screen.output, c.screen.width, c.screen.height)
+        try:
+            self.output = open_output(c.screen.output, c.screen.width, c.screen.height)
+        except Exception as exc:  # kms++ missing, no /dev/fb0, no desktop: say which
+            raise ConfigError(c.files[0] if c.files else "config", "screen.output",
+                              f"{c.screen.output!r} output unavailable: {exc}") from None
         self.screen = Compositor(self.output.width, self.output.height, self.output.pixel_format, c.screen.fps)
         self.screen.set_status(ScreenState.IDLE, c.room.id)
         self.camera = build_camera(c)

@@ -122,3 +122,18 @@ def test_run_with_a_broken_config_exits_78(tmp_path):
     config.write_text("[buttons]\njoin = 'nope'\n")
     result = cli("run", "--config", str(config))
     assert result.returncode == 78 and "buttons.join" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("settings", "key", "says"), [
+    ('[camera]\nsource = "pi"\n[screen]\noutput = "headless"\n', "camera.source", "python3-picamera2"),
+    ('[camera]\nsource = "test"\n[screen]\noutput = "framebuffer"\n', "screen.output", "output unavailable"),
+])
+def test_missing_hardware_for_the_config_is_one_line(tmp_path, settings, key, says):
+    config = tmp_path / "appliance.toml"
+    config.write_text(f'{settings}[control]\nsocket = "{tmp_path / "control.sock"}"\n')
+    result = subprocess.run([sys.executable, "-m", "appliance", "run", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30, env=dict(os.environ, GPIOZERO_PIN_FACTORY="mock"))
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and says in lines[0] and str(config) in lines[0]
+    assert "Traceback" not in result.stderr
