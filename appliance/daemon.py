@@ -212,7 +212,7 @@ class Daemon:
 
     def status_line(self) -> str:
         call = self.call
-        room = self.config.room.id
+        room = call.room_id  # during a reload, the room being left, not the new one
         if call.state is CallState.IN_CALL:
             return f"In call: {room}, {call.participants} participants{', muted' if call.muted else ''}"
         if call.state is CallState.JOINING:
@@ -236,9 +236,10 @@ class Daemon:
         return {
             "state": self.call.state.value,
             "status": self.status_line(),
-            "room": self.config.room.id,
-            "user": self.config.room.user_id,
+            "room": self.call.room_id,
+            "user": self.call.user.user_id,
             "muted": self.call.muted,
+            "screen": {"state": self.screen.state.value, "detail": self.screen.detail},
             "participants": [{"user_id": u.user_id, "user_name": u.user_name} for u in engine.users],
             "publishing": {
                 "stream_id": self.call.stream_id,

@@ -72,6 +72,10 @@ async def test_notify_watchdog_cli_reload_and_clean_stop(janus, room_id, tmp_pat
         notify.wait_for(lambda: notify.lines("RELOADING=1"))
         notify.wait_for(lambda: any(line.startswith(f"STATUS=In call: {new_room}") for line in notify.lines("STATUS=")))
         await rec.wait_for(lambda: not remote.streams, what="left the old room")
+        statuses = [line.split(":")[0] for line in notify.lines("STATUS=")]
+        for state in ("STATUS=Idle", "STATUS=Joining " + room_id, "STATUS=In call", "STATUS=Leaving " + room_id,
+                      "STATUS=Joining " + new_room):
+            assert state in statuses, f"a STATUS= line for each state: {state} missing from {statuses}"
 
         # SIGTERM: leaves the room cleanly, exit 0.
         other, rec_other = engines(profile_for(janus))
@@ -97,6 +101,8 @@ async def test_server_down_at_start_is_ready_retries_and_joins(room_id, tmp_path
     try:
         notify.wait_for(lambda: notify.lines("READY=1"))
         notify.wait_for(lambda: any("cannot reach the server, retrying" in line for line in notify.lines("STATUS=")))
+        screen = json.loads(cli("status", "--json", "--socket", str(tmp_path / "control.sock")).stdout)["screen"]
+        assert screen["state"] == "connecting" and "cannot reach the server, retrying" in screen["detail"]
         janus.start()
         notify.wait_for(lambda: any(line.startswith(f"STATUS=In call: {room_id}") for line in notify.lines("STATUS=")),
                         timeout=40)
