@@ -87,6 +87,11 @@ def _label(text: str, size: int, fg: tuple[int, int, int], bg: tuple[int, int, i
     return rgb_to(np.asarray(image), pixel_format)
 
 
+def _picture(tile: _Tile, rect: Rect) -> Rect | None:
+    """Where the tile's picture goes inside ``rect`` (letterboxed), once it has one."""
+    return fit(tile.frame.width, tile.frame.height, rect) if tile.frame is not None else None
+
+
 def _flat(image: np.ndarray) -> np.ndarray:
     """An image with one integer per pixel (bgra pixels seen as uint32)."""
     return image.view(np.uint32)[..., 0] if image.ndim == 3 else image
@@ -217,9 +222,7 @@ class Compositor:
         """Where the stream's picture is drawn inside its tile (letterboxed)."""
         tiles = self._tiles if tiles is None else tiles
         rect, tile = self.tile_rect(stream_id, tiles), tiles.get(stream_id)
-        if rect is None or tile is None or tile.frame is None:
-            return None
-        return fit(tile.frame.width, tile.frame.height, rect)
+        return _picture(tile, rect) if rect is not None and tile is not None else None
 
     def self_view_rect(self) -> Rect | None:
         tile = self._self_view
@@ -244,7 +247,7 @@ class Compositor:
         pip = self.self_view_rect() if ids or self.state is not ScreenState.IDLE else None
         layout = (
             self.state, self.room, self.detail, self.muted, self.participants, time.strftime("%H:%M"),
-            tuple((s, r, self.picture_rect(s, tiles), tiles[s].name) for s, r in zip(ids, rects)), pip,
+            tuple((s, r, _picture(tiles[s], r), tiles[s].name) for s, r in zip(ids, rects)), pip,
         )
         canvas = self._canvas
         redraw = layout != self._layout
@@ -270,8 +273,9 @@ class Compositor:
         _flat(canvas)[rect.slices] = self._colors[color]
 
     def _draw_tile(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool) -> None:
-        if tile.frame is not None:
-            self._draw_picture(canvas, tile, fit(tile.frame.width, tile.frame.height, rect), redraw)
+        picture = _picture(tile, rect)
+        if picture is not None:
+            self._draw_picture(canvas, tile, picture, redraw)
         size = max(14, rect.h // 16)
         label = _label(tile.name, size, TEXT, STATUS_BACKGROUND, self.pixel_format)
         _paste(canvas, label, rect.x + size // 2, rect.y + rect.h - label.shape[0] - size // 2)
