@@ -77,6 +77,7 @@ class Call:
         self._join_task: asyncio.Task[None] | None = None
         self._hangup_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._shown: set[str] = set()  # streams given to the screen and speaker
         engine.on("room_state_update", self._on_room_state)
         engine.on("room_stream_update", self._on_streams)
         engine.on("room_user_update", self._on_users)
@@ -164,6 +165,7 @@ class Call:
             if update is UpdateType.ADD:
                 name = stream.user.user_name or stream.user.user_id
                 speaker = self.media.speaker
+                self._shown.add(stream.stream_id)
                 await self.engine.start_playing_stream(
                     stream.stream_id,
                     video_sink=self.media.screen.show_stream(stream.stream_id, name),
@@ -187,12 +189,14 @@ class Call:
             self._set(CallState.IDLE, str(extended.get("detail") or reason.value))
 
     def _drop_stream(self, stream_id: str) -> None:
+        self._shown.discard(stream_id)
         self.media.screen.remove_stream(stream_id)
         if self.media.speaker is not None:
             self.media.speaker.remove_stream(stream_id)
 
     def _clear_streams(self) -> None:
-        for stream_id in self.media.screen.visible_streams():
+        # Every stream shown, not only the nine on screen.
+        for stream_id in list(self._shown):
             self._drop_stream(stream_id)
 
     def _set(self, state: CallState, detail: str | None = None) -> None:

@@ -125,3 +125,50 @@ async def test_a_storm_of_presses_ends_consistent(appliance, janus, room_id, eng
     # And it still works: one more join gets into the call.
     press(pins, JOIN)
     await rec.wait_for(lambda: call.state is CallState.IN_CALL, what="in call after the storm")
+
+
+async def test_long_press_hangs_up_and_keeps_auto_join_off(janus, room_id, tmp_path, pins, engines):
+    path = write_config(tmp_path, janus.url, room_id, auto_join=True)
+    path.write_text(path.read_text() + "[buttons]\nlong_press = 0.2\n")
+    daemon = Daemon(load_config(path), path)
+    task = asyncio.create_task(daemon.run())
+    _, rec = engines(profile_for(janus))  # its recorder polls the daemon state
+    try:
+        await rec.wait_for(lambda: hasattr(daemon, "call") and daemon.call.state is CallState.IN_CALL, what="auto-joined")
+        pin = pins.pin(HANGUP)
+        pin.drive_low()
+        await asyncio.sleep(0.5)  # held past long_press
+        pin.drive_high()
+        await rec.wait_for(lambda: daemon.call.state is CallState.IDLE, what="hung up")
+        assert not daemon.auto_join_enabled
+        path.write_text(path.read_text().replace('user_name = "Room Pi"', 'user_name = "Room Pi 2"'))
+        await daemon.reload()  # a rejoin-worthy change with auto_join = true, but the long press said no
+        await asyncio.sleep(0.5)
+        assert daemon.call.state is CallState.IDLE
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 20) == 0
+
+
+async def test_hangup_clears_every_stream_not_only_the_nine_on_screen(janus, room_id, engines):
+    from appliance.call import Call, Media
+    from appliance.compositor import Compositor
+
+    remote, _ = engines(profile_for(janus))
+    await remote.login_room(room_id, User("remote"))
+    for n in range(11):
+        await remote.start_publishing_stream(f"r{n}", audio=ToneSource(300 + n))
+    engine, rec = engines(profile_for(janus))
+    screen = Compositor(640, 360, "bgra")
+    call = Call(engine, room_id, User("room-pi"), None, Media(None, None, screen, None))
+    call.join()
+    await rec.wait_for(lambda: len(engine.streams) == 11 and len(screen.visible_streams()) == 9, what="11 streams")
+    await call.hangup()
+    for n in range(1, 11):
+        await remote.stop_publishing_stream(f"r{n}")
+    call.join()
+    await rec.wait_for(lambda: call.state is CallState.IN_CALL and [s.stream_id for s in engine.streams] == ["r0"],
+                       what="back in with one stream")
+    await rec.wait_for(lambda: "r0" in screen.visible_streams(), what="r0 shown")
+    assert screen.visible_streams() == ["r0"], "no stale tiles from the last call"
+    await call.close()
