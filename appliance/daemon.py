@@ -183,6 +183,7 @@ class Daemon:
         self._auto_join = asyncio.create_task(join_later(), name="auto-join")
 
     def _long_press(self) -> None:
+        """Holding hang-up: leave, and stay out (no auto-join on reload) until restarted."""
         self.auto_join_enabled = False
         self.call.press_hangup()
 
@@ -203,7 +204,7 @@ class Daemon:
             log.info("configuration changed the room, user, server or buttons: rejoining")
             await self._stop_call()
             self._start_call()
-            if was_joined or new.room.auto_join:
+            if was_joined or (new.room.auto_join and self.auto_join_enabled):
                 self.call.join()
         self.notifier.reloaded(self.status_line())
         log.info("configuration reloaded")
