@@ -1,37 +1,17 @@
 """appliance: a Raspberry Pi meeting-room video endpoint on Janus VideoRoom.
 
-The engine implements the room model of the seed documents (rooms, users,
-streams, publish and play, five events) on a Janus VideoRoom.
+The package is layered; each layer imports only from the ones below it:
+
+- :mod:`appliance.engine`: the room model (rooms, users, streams, publish and
+  play, five events) on a Janus VideoRoom. A reusable library: it imports
+  nothing else from this package.
+- :mod:`appliance.media`: cameras, the H.264 encoder, the microphone and the
+  speaker on ALSA.
+- :mod:`appliance.screen`: the compositor, its layout and the display outputs.
+- :mod:`appliance.app`: the daemon: configuration, the call, buttons, the admin
+  socket, systemd notification and the ``appliance`` command.
+- :mod:`appliance.testing`: synthetic sources, a local Janus, the demo and the
+  browser page, for the demo, the tests and the benchmarks.
 """
 
-from .encoder import EncoderSettings, H264Encoder
-from .engine import Engine
-from .errors import EngineError, ErrorCode
-from .profile import EngineProfile, RoomConfig, Stream, User
-from .quality import StreamQuality
-from .states import PlayerState, PublisherState, RoomState, RoomStateReason, UpdateType
-from .testpattern import Stamp, TestPatternSource, read_stamp
-from .tone import ToneSource, dominant_frequency
-
-__all__ = [
-    "EncoderSettings",
-    "Engine",
-    "EngineError",
-    "EngineProfile",
-    "ErrorCode",
-    "H264Encoder",
-    "PlayerState",
-    "PublisherState",
-    "RoomConfig",
-    "RoomState",
-    "RoomStateReason",
-    "Stamp",
-    "Stream",
-    "StreamQuality",
-    "TestPatternSource",
-    "ToneSource",
-    "UpdateType",
-    "User",
-    "dominant_frequency",
-    "read_stamp",
-]
+__version__ = "0.2.0"

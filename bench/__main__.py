@@ -44,13 +44,14 @@ from typing import Any
 
 import numpy as np
 
-from appliance import Engine, EngineProfile, PlayerState, User, read_stamp
-from appliance.call import Call, Media
-from appliance.compositor import Compositor, ScreenState
-from appliance.demo import synthetic_config
-from appliance.display import HeadlessOutput
-from appliance.janus_server import LocalJanus
-from appliance.pixels import to_rgb
+from appliance.engine import Engine, EngineProfile, PlayerState, User
+from appliance.testing import read_stamp
+from appliance.app.call import Call, Media
+from appliance.screen.compositor import Compositor, ScreenState
+from appliance.testing.demo import synthetic_config
+from appliance.screen.display import HeadlessOutput
+from appliance.testing.janus_server import LocalJanus
+from appliance.screen.pixels import to_rgb
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"

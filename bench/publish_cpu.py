@@ -19,10 +19,11 @@ import sys
 import av
 import numpy as np
 
-from appliance import EncoderSettings, Engine, EngineProfile, H264Encoder, PublisherState, User
-from appliance.encoder import VIDEO_TIME_BASE
-from appliance.pacing import Pacer
-from appliance.testpattern import Stamp, TestPattern
+from appliance.engine import Engine, EngineProfile, PublisherState, User
+from appliance.media import EncoderSettings, H264Encoder
+from appliance.media.encoder import VIDEO_TIME_BASE
+from appliance.testing.pacing import Pacer
+from appliance.testing.testpattern import Stamp, TestPattern
 
 FPS = 30
 FRAMES = 60  # two seconds of pictures, replayed in a loop

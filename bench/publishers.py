@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from appliance import EncoderSettings, Engine, EngineProfile, TestPatternSource, ToneSource, User
+from appliance.engine import Engine, EngineProfile, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
 
 
 async def publish(server: str, room: str, count: int, seconds: float, width: int, height: int) -> None:

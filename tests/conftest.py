@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from appliance import Engine, EngineProfile
-from appliance.events import EVENTS
-from appliance.janus_server import LocalJanus
+from appliance.engine import Engine, EngineProfile
+from appliance.engine.events import EVENTS
+from appliance.testing.janus_server import LocalJanus
 
 from .pulse import PrivatePulse
 

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.demo import synthetic_config
+from appliance.testing.demo import synthetic_config
 
 
 def write_config(directory: Path, server_url: str, room_id: str, auto_join: bool = False) -> Path:

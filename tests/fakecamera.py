@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from appliance.encoder import EncoderSettings, H264Encoder
-from appliance.testpattern import Stamp, TestPattern
+from appliance.media.encoder import EncoderSettings, H264Encoder
+from appliance.testing.testpattern import Stamp, TestPattern
 
 
 class _Anything:
@@ -61,7 +61,7 @@ install_stubs()
 
 
 class FakePicamera2:
-    """The subset of ``Picamera2`` that :class:`appliance.picamera.PiCameraSource` uses."""
+    """The subset of ``Picamera2`` that :class:`appliance.media.picamera.PiCameraSource` uses."""
 
     def __init__(self) -> None:
         self.size = (1280, 720)

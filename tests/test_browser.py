@@ -1,4 +1,4 @@
-"""A browser participant (the page in appliance/web) in Debian's Chromium, headless,
+"""A browser participant (the page in appliance/testing/web) in Debian's Chromium, headless,
 in the same private network namespace as Janus and the engines."""
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import av
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from appliance import EncoderSettings, PlayerState, RoomConfig, TestPatternSource, ToneSource, UpdateType, User
-from appliance.janus_server import LocalJanus, free_port
-from appliance.tokens import mint_token
-from appliance.webclient import WebClientServer
+from appliance.engine import PlayerState, RoomConfig, UpdateType, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
+from appliance.testing.janus_server import LocalJanus, free_port
+from appliance.engine.tokens import mint_token
+from appliance.testing.webclient import WebClientServer
 
 from .conftest import Recorder, profile_for
 

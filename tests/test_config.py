@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import Config, load_config
+from appliance.app.config import Config, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "appliance.toml"
 

@@ -11,12 +11,14 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance import EncoderSettings, PlayerState, TestPatternSource, ToneSource, UpdateType, User
+from appliance.engine import PlayerState, UpdateType, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
 from appliance.call import CallState
-from appliance.config import load_config
-from appliance.daemon import Daemon
-from appliance.states import PublisherState, RoomState
-from appliance.tone import frame_samples
+from appliance.app.config import load_config
+from appliance.app.daemon import Daemon
+from appliance.engine.states import PublisherState, RoomState
+from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for
 from .daemonkit import write_config
@@ -152,7 +154,7 @@ async def test_long_press_hangs_up_and_keeps_auto_join_off(janus, room_id, tmp_p
 
 async def test_hangup_clears_every_stream_not_only_the_nine_on_screen(janus, room_id, engines):
     from appliance.call import Call, Media
-    from appliance.compositor import Compositor
+    from appliance.screen.compositor import Compositor
 
     remote, _ = engines(profile_for(janus))
     await remote.login_room(room_id, User("remote"))

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from appliance.janus_server import LocalJanus
+from appliance.testing.janus_server import LocalJanus
 
 from .conftest import profile_for
 from .daemonkit import NotifySocket, write_config
 
-from appliance import UpdateType, User  # noqa: E402
+from appliance.engine import UpdateType, User  # noqa: E402
 
 
 def start_daemon(config: Path, notify: NotifySocket, watchdog_usec: int = 1_000_000) -> subprocess.Popen[str]:

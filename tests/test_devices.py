@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from appliance.devices import report, survey
+from appliance.app.devices import report, survey
 
 
 def test_devices_on_a_bare_machine_says_what_is_missing():

@@ -9,11 +9,13 @@ import time
 
 import pytest
 
-from appliance import EncoderSettings, PlayerState, PublisherState, TestPatternSource, ToneSource, User
-from appliance.call import CallState
-from appliance.config import load_config
-from appliance.daemon import Daemon
-from appliance.janus_server import LocalJanus
+from appliance.engine import PlayerState, PublisherState, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
+from appliance.app.call import CallState
+from appliance.app.config import load_config
+from appliance.app.daemon import Daemon
+from appliance.testing.janus_server import LocalJanus
 
 from .conftest import profile_for
 from .daemonkit import write_config

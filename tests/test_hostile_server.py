@@ -12,7 +12,7 @@ import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance import Engine, EngineProfile, ErrorCode, RoomState, User
+from appliance.engine import Engine, EngineProfile, ErrorCode, RoomState, User
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

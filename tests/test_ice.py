@@ -6,7 +6,8 @@ import re
 
 from aiortc import RTCPeerConnection
 
-from appliance.ice import limit_host_interfaces, rtc_configuration
+from appliance.engine.aiortc_adapt import limit_host_interfaces
+from appliance.engine.ice import rtc_configuration
 
 
 async def host_candidates() -> set[str]:

@@ -7,18 +7,10 @@ import time
 import av
 import numpy as np
 
-from appliance import (
-    EncoderSettings,
-    PlayerState,
-    PublisherState,
-    TestPatternSource,
-    ToneSource,
-    UpdateType,
-    User,
-    dominant_frequency,
-    read_stamp,
-)
-from appliance.tone import frame_samples
+from appliance.engine import PlayerState, PublisherState, UpdateType, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource, dominant_frequency, read_stamp
+from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for
 

@@ -9,9 +9,10 @@ import alsaaudio
 import av
 import numpy as np
 
-from appliance import PublisherState, User, dominant_frequency
-from appliance.microphone import MicrophoneSettings, MicrophoneSource, open_alsa_capture
-from appliance.tone import frame_samples
+from appliance.engine import PublisherState, User
+from appliance.testing import dominant_frequency
+from appliance.media.microphone import MicrophoneSettings, MicrophoneSource, open_alsa_capture
+from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for
 

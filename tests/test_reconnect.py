@@ -5,16 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from appliance import (
-    EncoderSettings,
-    PlayerState,
-    PublisherState,
-    RoomState,
-    RoomStateReason,
-    TestPatternSource,
-    ToneSource,
-    User,
-)
+from appliance.engine import PlayerState, PublisherState, RoomState, RoomStateReason, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
 
 from .conftest import Recorder, profile_for
 

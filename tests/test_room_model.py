@@ -7,21 +7,9 @@ import socket
 
 import pytest
 
-from appliance import (
-    EncoderSettings,
-    Engine,
-    EngineProfile,
-    ErrorCode,
-    PlayerState,
-    PublisherState,
-    RoomConfig,
-    RoomState,
-    RoomStateReason,
-    TestPatternSource,
-    ToneSource,
-    UpdateType,
-    User,
-)
+from appliance.engine import Engine, EngineProfile, ErrorCode, PlayerState, PublisherState, RoomConfig, RoomState, RoomStateReason, UpdateType, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
 
 from .conftest import Recorder, profile_for
 

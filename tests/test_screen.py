@@ -10,8 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from appliance import EncoderSettings, PlayerState, TestPatternSource, User, read_stamp
-from appliance.compositor import (
+from appliance.engine import PlayerState, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, read_stamp
+from appliance.screen.compositor import (
     BACKGROUND,
     ERROR_BACKGROUND,
     MUTED_TEXT,
@@ -20,7 +22,7 @@ from appliance.compositor import (
     ScreenState,
     _label,
 )
-from appliance.display import (
+from appliance.screen.display import (
     FramebufferGeometry,
     FramebufferOutput,
     HeadlessOutput,
@@ -28,8 +30,8 @@ from appliance.display import (
     WindowOutput,
     open_output,
 )
-from appliance.layout import Rect, fit, grid, tile_rects
-from appliance.pixels import rgb_to, to_rgb
+from appliance.screen.layout import Rect, fit, grid, tile_rects
+from appliance.screen.pixels import rgb_to, to_rgb
 
 from .conftest import profile_for
 

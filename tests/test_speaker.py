@@ -7,9 +7,10 @@ import asyncio
 import av
 import numpy as np
 
-from appliance import PlayerState, ToneSource, User
-from appliance.speaker import Speaker, SpeakerSettings
-from appliance.tracks import mono_to_stereo
+from appliance.engine import PlayerState, User
+from appliance.testing import ToneSource
+from appliance.media.speaker import Speaker, SpeakerSettings
+from appliance.engine.tracks import mono_to_stereo
 
 from .conftest import profile_for
 

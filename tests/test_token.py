@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from appliance import ErrorCode, RoomConfig, RoomState, RoomStateReason, User
-from appliance.janus_server import LocalJanus
-from appliance.tokens import mint_token
+from appliance.engine import ErrorCode, RoomConfig, RoomState, RoomStateReason, User
+from appliance.testing.janus_server import LocalJanus
+from appliance.engine.tokens import mint_token
 
 from .conftest import profile_for
 

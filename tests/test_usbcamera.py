@@ -12,9 +12,10 @@ import logging
 
 import av
 
-from appliance import EncoderSettings, H264Encoder, PublisherState, User
-from appliance.testpattern import Stamp, TestPattern
-from appliance.usbcamera import UsbCameraSource
+from appliance.engine import PublisherState, User
+from appliance.media import EncoderSettings, H264Encoder
+from appliance.testing.testpattern import Stamp, TestPattern
+from appliance.media.usbcamera import UsbCameraSource
 
 from .conftest import profile_for
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from .encoder import VIDEO_TIME_BASE, EncoderSettings, H264Encoder
+from ..media.encoder import VIDEO_TIME_BASE, EncoderSettings, H264Encoder
 from .pacing import Pacer
 
 FRAME_BITS = 32

@@ -23,7 +23,7 @@ from pathlib import Path
 from string import Template
 from types import TracebackType
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "config" / "janus"
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "config" / "janus"
 JANUS_LIBDIR = Path("/usr/lib") / f"{os.uname().machine}-linux-gnu" / "janus"
 
 
@@ -42,7 +42,7 @@ class LocalJanus:
     """Renders ``config/janus`` into a private folder and runs ``janus`` on it.
 
     ``token_secret`` turns on Janus's signed-token authentication; mint tokens
-    with :func:`appliance.tokens.mint_token` and the same secret.
+    with :func:`appliance.engine.tokens.mint_token` and the same secret.
     """
 
     def __init__(

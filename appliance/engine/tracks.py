@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCRtpSender
+from aiortc import MediaStreamTrack
 
 
 @runtime_checkable
@@ -71,12 +71,3 @@ def mono_to_stereo(frame: av.AudioFrame) -> av.AudioFrame:
         stereo.time_base = frame.time_base
     return stereo
 
-
-def route_keyframe_requests(sender: RTCRtpSender, source: EncodedVideoSource) -> None:
-    """Sends the receivers' PLI/FIR to the source, which then emits an IDR.
-
-    aiortc handles PLI/FIR by setting a flag that only its own encoder reads,
-    so on the pass-through path they would be lost; this sender's keyframe hook
-    is pointed at the source instead.
-    """
-    sender._send_keyframe = source.request_keyframe  # type: ignore[method-assign]

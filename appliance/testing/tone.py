@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from .pacing import Pacer
-from .pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
+from ..media.pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
 
 
 

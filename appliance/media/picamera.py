@@ -6,7 +6,7 @@ reaches :class:`PacketOutput` on the encoder's thread and goes to asyncio as an
 ``av.Packet``. Keyframe requests call ``force_key_frame()``. A Pi 5 has no
 hardware H.264 encoder (picamera2's libav fallback crashes on
 ``force_key_frame()`` with the PyAV aiortc needs), so there the camera gives
-YUV420 frames and the project's own :class:`~appliance.encoder.H264Encoder`
+YUV420 frames and the project's own :class:`~appliance.media.encoder.H264Encoder`
 encodes them. ``encoder = "auto"`` picks by board.
 
 This module imports picamera2, which on a Pi comes from apt

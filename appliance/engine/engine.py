@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from .errors import EngineError, ErrorCode
 from .events import EventEmitter
-from .ice import limit_host_interfaces
+from .aiortc_adapt import limit_host_interfaces
 from .ids import check_room_id, check_stream_id, check_user_id, check_user_name
 from .link import Link
 from .player import Player
@@ -65,7 +65,7 @@ class Engine:
     # -- events and state ---------------------------------------------------
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
-        """Registers ``handler`` for ``event`` (see :data:`appliance.events.EVENTS`)."""
+        """Registers ``handler`` for ``event`` (see :data:`appliance.engine.events.EVENTS`)."""
         self._emitter.on(event, handler)
 
     def off(self, event: str, handler: Callable[..., Any] | None = None) -> None:

@@ -1,7 +1,7 @@
 """The room's microphone: an ALSA capture device through pyalsaaudio.
 
 A capture thread reads 20 ms periods at 48 kHz and hands them to asyncio
-through a bounded :class:`~appliance.handoff.Handoff`. Overruns are counted and
+through a bounded :class:`~appliance.media.handoff.Handoff`. Overruns are counted and
 logged once per burst; they are never fatal. When the device goes away (a USB
 speakerphone unplugged) the source says so once, sends silence so the stream
 stays up, and reopens the device when it is back. Mute sends silence too.

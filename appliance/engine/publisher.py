@@ -9,13 +9,14 @@ from __future__ import annotations
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
 
+from .aiortc_adapt import route_keyframe_requests
 from .errors import EngineError, ErrorCode
 from .events import EventEmitter
 from .janus import VIDEOROOM_ID_EXISTS, JanusConnection, JanusError
 from .link import FatalLinkError, Link
 from .room import Room, stream_feed_id, user_display
 from .states import PublisherState
-from .tracks import AudioSource, EncodedVideoSource, SourceTrack, route_keyframe_requests
+from .tracks import AudioSource, EncodedVideoSource, SourceTrack
 
 
 class Publisher(Link):
@@ -50,7 +51,7 @@ class Publisher(Link):
             # The source's H.264 is sent as is, so H.264 is the only codec to offer.
             h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
             transceiver.setCodecPreferences(h264)
-            route_keyframe_requests(transceiver.sender, self.video)
+            route_keyframe_requests(transceiver.sender, self.video.request_keyframe)
             self.video.request_keyframe()  # new subscribers start from this IDR
         if self.audio is not None:
             pc.addTransceiver(SourceTrack("audio", self.audio), direction="sendonly")

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .backoff import Backoff
-from .compositor import Compositor, ScreenState
-from .engine import Engine
-from .errors import ErrorCode
-from .profile import RoomConfig, Stream, User
-from .speaker import Speaker
-from .states import RoomState, RoomStateReason, UpdateType
-from .tracks import AudioSource, EncodedVideoSource
+from ..engine.backoff import Backoff
+from ..screen.compositor import Compositor, ScreenState
+from ..engine.engine import Engine
+from ..engine.errors import ErrorCode
+from ..engine.profile import RoomConfig, Stream, User
+from ..media.speaker import Speaker
+from ..engine.states import RoomState, RoomStateReason, UpdateType
+from ..engine.tracks import AudioSource, EncodedVideoSource
 
 log = logging.getLogger(__name__)
 

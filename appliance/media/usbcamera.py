@@ -4,7 +4,7 @@ A camera that delivers H.264 itself (``input_format = "h264"``) is passed
 through untouched; it cannot be asked for a keyframe, so a new viewer waits for
 the camera's next one (set a short GOP on the camera if it has the control).
 Any other format (MJPEG, YUYV) is decoded, scaled to the configured size and
-encoded by the project's :class:`~appliance.encoder.H264Encoder`, which honours
+encoded by the project's :class:`~appliance.media.encoder.H264Encoder`, which honours
 keyframe requests. An unplugged camera is reported once and reopened when it
 returns.
 

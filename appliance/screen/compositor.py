@@ -1,7 +1,7 @@
 """The screen: remote participants in tiles, names, self-view, status line.
 
 Each played stream gets a sink that keeps only its newest frame; the
-compositor lays the tiles out (see :mod:`appliance.layout`), scales each
+compositor lays the tiles out (see :mod:`appliance.screen.layout`), scales each
 picture with swscale straight to the output's pixel format, and draws names
 and the status line with Pillow. Out of a call it shows an idle screen (room
 name, clock, "press JOIN") or an error screen. :meth:`Compositor.run` paces

@@ -1,6 +1,6 @@
 """The browser participant's page, served for the demo and for testing.
 
-The page (``appliance/web/``) uses janus.js and adapter.js from Debian's
+The page (``appliance/testing/web/``) uses janus.js and adapter.js from Debian's
 ``libjs-janus-gateway`` and ``libjs-webrtc-adapter`` (under
 ``/usr/share/javascript``), which are served beside it. For deployment, serve
 the same files next to Janus behind the web server (see docs/browser.md).

@@ -24,11 +24,11 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .encoder import EncoderSettings
-from .engine import Engine
+from ..media.encoder import EncoderSettings
+from ..engine.engine import Engine
 from .janus_server import LocalJanus
-from .profile import EngineProfile, RoomConfig, Stream, User
-from .states import UpdateType
+from ..engine.profile import EngineProfile, RoomConfig, Stream, User
+from ..engine.states import UpdateType
 from .testpattern import TestPatternSource, read_stamp
 from .tone import ToneSource, dominant_frequency, frame_samples
 from .webclient import WebClientServer
@@ -149,8 +149,8 @@ async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> 
         print("appliance demo: run it in the private network namespace: `make demo`")
         return 69  # EX_UNAVAILABLE
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # buttons work, on pretend pins
-    from .config import load_config
-    from .daemon import Daemon
+    from ..app.config import load_config
+    from ..app.daemon import Daemon
 
     window = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     with LocalJanus(ice_interfaces=["v0"]) as janus, tempfile.TemporaryDirectory() as workdir:

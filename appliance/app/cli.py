@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError
-from .tokens import VIDEOROOM, mint_token, parse_ttl
+from ..engine.tokens import VIDEOROOM, mint_token, parse_ttl
 
 EX_USAGE, EX_NOINPUT, EX_UNAVAILABLE, EX_SOFTWARE, EX_NOPERM, EX_CONFIG = 64, 66, 69, 70, 77, 78
 DEFAULT_CONFIG = Path("/etc/appliance/appliance.toml")
@@ -53,7 +53,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..testing.demo import run_demo
 
     return asyncio.run(run_demo(args.seconds))
 

@@ -35,8 +35,8 @@ class FatalLinkError(EngineError):
 
 
 class Link:
-    """Base of :class:`~appliance.publisher.Publisher` and
-    :class:`~appliance.player.Player`; subclasses set the states and events and
+    """Base of :class:`~appliance.engine.publisher.Publisher` and
+    :class:`~appliance.engine.player.Player`; subclasses set the states and events and
     implement :meth:`_negotiate`."""
 
     IDLE: Enum

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import EngineError
-from .ids import check_room_id, check_user_id
+from ..engine.errors import EngineError
+from ..engine.ids import check_room_id, check_user_id
 
 DEFAULT_PATH = Path("/etc/appliance/appliance.toml")
 EX_CONFIG = 78

@@ -24,20 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from .call import Call, CallState, Media
-from .compositor import Compositor, ScreenState
+from ..screen.compositor import Compositor, ScreenState
 from .config import Config, ConfigError, load_config
 from .control import ControlServer
-from .display import open_output
-from .encoder import EncoderSettings
-from .engine import Engine
-from .microphone import MicrophoneSettings, MicrophoneSource
+from ..screen.display import open_output
+from ..media.encoder import EncoderSettings
+from ..engine.engine import Engine
+from ..media.microphone import MicrophoneSettings, MicrophoneSource
 from .notify import Notifier
-from .profile import EngineProfile, User
-from .quality import StreamQuality
-from .speaker import Speaker, SpeakerSettings
-from .testpattern import TestPatternSource
-from .tone import ToneSource
-from .tracks import AudioSource, EncodedVideoSource
+from ..engine.profile import EngineProfile, User
+from ..engine.quality import StreamQuality
+from ..media.speaker import Speaker, SpeakerSettings
+from ..testing.testpattern import TestPatternSource
+from ..testing.tone import ToneSource
+from ..engine.tracks import AudioSource, EncodedVideoSource
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,12 @@ def build_camera(config: Config) -> EncodedVideoSource | None:
     if c.source == "test":
         return TestPatternSource(settings)
     if c.source == "usb":
-        from .usbcamera import UsbCameraSource
+        from ..media.usbcamera import UsbCameraSource
 
         return UsbCameraSource(settings, c.device, c.input_format or None)
     if c.source == "pi":
         try:
-            from .picamera import PiCameraSource  # needs python3-picamera2 (libcamera)
+            from ..media.picamera import PiCameraSource  # needs python3-picamera2 (libcamera)
         except ImportError as exc:
             raise ConfigError(config.files[0] if config.files else "config", "camera.source",
                               f"'pi' needs picamera2 and libcamera (apt install python3-picamera2): {exc}") from None

@@ -18,6 +18,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
+from .aiortc_adapt import answer_as_dtls_server
 from .errors import EngineError, ErrorCode
 from .events import EventEmitter
 from .janus import JanusConnection
@@ -84,13 +85,7 @@ class Player(Link):
         if offer is None or offer.get("type") != "offer" or not isinstance(offer.get("sdp"), str):
             raise EngineError(ErrorCode.PROTOCOL_ERROR, "janus subscribed without an SDP offer")
         await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        # Answer as the DTLS server (a=setup:passive). As the client, aiortc
-        # sends its ClientHello as soon as ICE connects, which can be before
-        # Janus has read the answer; Janus drops it and the handshake waits
-        # for OpenSSL's 1 s retransmission. As the server, Janus starts the
-        # handshake once it is ready.
-        for transceiver in pc.getTransceivers():
-            transceiver.receiver.transport._set_role("server")
+        answer_as_dtls_server(pc)  # Janus starts the handshake once it has the answer
         await pc.setLocalDescription(await pc.createAnswer())
         await connection.message(handle, {"request": "start"}, {"type": "answer", "sdp": pc.localDescription.sdp})
 

@@ -1,0 +1,127 @@
+"""Every place the engine reaches into aiortc's or aioice's internals.
+
+aiortc has no public API for three things an appliance needs:
+
+- **Keyframe requests on the pass-through path.** A receiver's PLI/FIR reaches
+  ``RTCRtpSender._send_keyframe``, which only sets a flag for aiortc's own
+  encoder; camera H.264 is sent as is, so the request must reach the camera.
+- **The DTLS role of an answer.** aiortc answers as the DTLS client and sends
+  its ClientHello as soon as ICE connects, which can be before Janus has read
+  the answer; Janus drops it and the handshake waits for OpenSSL's 1 s
+  retransmission. Answering as the server (``a=setup:passive``) lets Janus
+  start the handshake once it is ready.
+- **ICE host interfaces.** aioice gathers host candidates on every interface;
+  an appliance with a LAN, a VPN and Wi-Fi often must use only one.
+
+Each adaptation is checked when this module is imported: if the aiortc or
+aioice internals it touches are not as read from the tested versions, the
+import fails with one line naming what changed (``pyproject.toml`` pins both to
+the tested minor version).
+
+>>> import aiortc
+>>> aiortc.__version__.startswith(TESTED_AIORTC)
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+
+import aioice
+import aioice.ice
+import aiortc
+import ifaddr
+from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+TESTED_AIORTC = "1.16."
+TESTED_AIOICE = "0.13."
+
+
+class AiortcMismatch(ImportError):
+    """aiortc or aioice is not the version whose internals the engine adapts."""
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise AiortcMismatch(
+            f"aiortc {aiortc.__version__} / aioice {aioice.__version__}: {what}; "
+            f"the engine is tested with aiortc {TESTED_AIORTC}x and aioice {TESTED_AIOICE}x "
+            f"(pip install 'aiortc=={TESTED_AIORTC}*' 'aioice=={TESTED_AIOICE}*')"
+        )
+
+
+def _source(obj: object) -> str:
+    try:
+        return inspect.getsource(obj)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return ""
+
+
+def _parameters(function: object) -> list[str]:
+    try:
+        return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return []
+
+
+def check() -> None:
+    """Raises :class:`AiortcMismatch` unless every internal used is as expected."""
+    _require(aiortc.__version__.startswith(TESTED_AIORTC), "untested aiortc version")
+    _require(aioice.__version__.startswith(TESTED_AIOICE), "untested aioice version")
+    _require(
+        _parameters(getattr(RTCRtpSender, "_send_keyframe", None)) == ["self"]
+        and "self._send_keyframe()" in _source(RTCRtpSender),
+        "RTCRtpSender no longer handles PLI/FIR through _send_keyframe()",
+    )
+    _require(
+        _parameters(getattr(RTCDtlsTransport, "_set_role", None)) == ["self", "role"]
+        and 'self._role == "server"' in _source(RTCDtlsTransport),
+        "RTCDtlsTransport no longer takes its role from _set_role()",
+    )
+    _require(
+        _parameters(getattr(aioice.ice, "get_host_addresses", None)) == ["use_ipv4", "use_ipv6"]
+        and "get_host_addresses(" in _source(aioice.ice.Connection.gather_candidates),
+        "aioice no longer gathers host addresses through ice.get_host_addresses()",
+    )
+
+
+check()
+
+
+def route_keyframe_requests(sender: RTCRtpSender, request_keyframe: Callable[[], None]) -> None:
+    """Sends the receivers' PLI/FIR on ``sender`` to ``request_keyframe``."""
+    sender._send_keyframe = request_keyframe  # type: ignore[method-assign]
+
+
+def answer_as_dtls_server(pc: RTCPeerConnection) -> None:
+    """Makes the next answer of ``pc`` say ``a=setup:passive`` (call before createAnswer)."""
+    for transceiver in pc.getTransceivers():
+        transceiver.receiver.transport._set_role("server")
+
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+_allowed: frozenset[str] = frozenset()
+
+
+def _addresses_on_allowed_interfaces(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    found = set(_original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6))
+    on_allowed = {
+        ip.ip if isinstance(ip.ip, str) else ip.ip[0]
+        for adapter in ifaddr.get_adapters()
+        if adapter.nice_name in _allowed
+        for ip in adapter.ips
+    }
+    return [address for address in found if address in on_allowed]
+
+
+def limit_host_interfaces(names: Iterable[str]) -> None:
+    """Gathers ICE host candidates only on the interfaces ``names``; empty lifts the limit.
+
+    This is process-wide: aioice looks its addresses up through one module
+    function, which is replaced (the appliance runs one engine configuration).
+    """
+    global _allowed
+    _allowed = frozenset(names)
+    aioice.ice.get_host_addresses = _addresses_on_allowed_interfaces if _allowed else _original_get_host_addresses
