@@ -14,7 +14,7 @@ from gpiozero.pins.mock import MockFactory
 from appliance.engine import PlayerState, UpdateType, User
 from appliance.media import EncoderSettings
 from appliance.testing import TestPatternSource, ToneSource
-from appliance.call import CallState
+from appliance.app.call import CallState
 from appliance.app.config import load_config
 from appliance.app.daemon import Daemon
 from appliance.engine.states import PublisherState, RoomState
@@ -153,7 +153,7 @@ async def test_long_press_hangs_up_and_keeps_auto_join_off(janus, room_id, tmp_p
 
 
 async def test_hangup_clears_every_stream_not_only_the_nine_on_screen(janus, room_id, engines):
-    from appliance.call import Call, Media
+    from appliance.app.call import Call, Media
     from appliance.screen.compositor import Compositor
 
     remote, _ = engines(profile_for(janus))
