@@ -1,7 +1,8 @@
-"""Helpers for daemon tests: a config for a test appliance, a NOTIFY_SOCKET."""
+"""Helpers for daemon tests: a config for a test appliance, a NOTIFY_SOCKET, the loop's lag."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -10,12 +11,43 @@ from pathlib import Path
 from appliance.testing.demo import synthetic_config
 
 
-def write_config(directory: Path, server_url: str, room_id: str, auto_join: bool = False) -> Path:
+def write_config(directory: Path, server_url: str, room_id: str, auto_join: bool = False,
+                 screen: tuple[int, int, int] = (640, 360, 10)) -> Path:
     """A small, light appliance: 320x180@15 camera, 640x360@10 headless screen."""
     path = directory / "appliance.toml"
     path.write_text(synthetic_config(server_url, room_id, directory / "control.sock", auto_join=auto_join,
-                                     screen=(640, 360, 10), camera=(320, 180, 15)))
+                                     screen=screen, camera=(320, 180, 15)))
     return path
+
+
+class LoopLag:
+    """The event loop's worst lag, seen by a task that asks to wake every ``period``.
+
+    Use as ``async with LoopLag() as lag: ...``; ``lag.worst`` is in seconds.
+    """
+
+    def __init__(self, period: float = 0.01) -> None:
+        self.period = period
+        self.worst = 0.0
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(self.period)
+            self.worst = max(self.worst, time.monotonic() - before - self.period)
+            self.ticks += 1
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._tick(), name="loop-lag")
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
 
 
 class NotifySocket:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import av
 import numpy as np
@@ -21,7 +22,7 @@ from appliance.engine.states import PublisherState, RoomState
 from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for
-from .daemonkit import write_config
+from .daemonkit import LoopLag, write_config
 
 JOIN, HANGUP, MUTE, IN_CALL_LED, MUTED_LED = 17, 27, 22, 23, 24
 
@@ -174,3 +175,86 @@ async def test_hangup_clears_every_stream_not_only_the_nine_on_screen(janus, roo
     await rec.wait_for(lambda: "r0" in screen.visible_streams(), what="r0 shown")
     assert screen.visible_streams() == ["r0"], "no stale tiles from the last call"
     await call.close()
+
+
+async def test_reload_to_a_new_room_rejoins_with_media(appliance, janus, room_id, tmp_path, engines):
+    """The daemon owns its camera and microphone: an engine torn down for a
+    reload must not close them, or the new room gets a call without media."""
+    call = appliance.call
+    call.join()
+    await asyncio.wait_for(_until(lambda: call.state is CallState.IN_CALL), 15)
+    new_room = f"{room_id}-new"
+    remote, rec, video, audio = await remote_participant(engines, janus, new_room)
+    write_config(tmp_path, janus.url, new_room)
+    reloaded = asyncio.get_running_loop().time()
+    await appliance.reload()
+    await rec.wait_for(lambda: len(video) >= 20 and len(audio) >= 50, timeout=5,
+                       what="20 frames of the appliance in the new room within 5 s of the reload")
+    print(f"20 frames in the new room {asyncio.get_running_loop().time() - reloaded:.2f} s after the reload")
+    assert appliance.call.room_id == new_room and not appliance.camera.closed
+
+
+async def test_the_loop_stays_responsive_while_hanging_up_eleven_streams(appliance, janus, room_id, engines):
+    remote, rec = engines(profile_for(janus))
+    await remote.login_room(room_id, User("remote"))
+    for n in range(11):
+        await remote.start_publishing_stream(f"r{n}", video=TestPatternSource(EncoderSettings(160, 90, fps=10)),
+                                             audio=ToneSource(300 + n))
+    call, engine = appliance.call, appliance.engine
+    call.join()
+    await rec.wait_for(lambda: sum(engine.player_state(f"r{n}") is PlayerState.PLAYING for n in range(11)) == 11,
+                       timeout=30, what="11 streams playing")
+    async with LoopLag() as lag:
+        await call.hangup()
+        await asyncio.sleep(1.5)  # and the garbage collection that follows
+    print(f"worst loop lag while hanging up 11 streams: {lag.worst * 1000:.1f} ms over {lag.ticks} ticks")
+    assert call.state is CallState.IDLE and lag.ticks > 50
+    assert lag.worst <= 0.1
+
+
+async def test_the_loop_stays_responsive_under_fifty_screenshots(janus, room_id, tmp_path, pins):
+    path = write_config(tmp_path, janus.url, room_id, screen=(1920, 1080, 10))
+    daemon = Daemon(load_config(path), path)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(_until(lambda: hasattr(daemon, "control")), 10)
+    try:
+        daemon.call.join()
+        await asyncio.wait_for(_until(lambda: daemon.call.state is CallState.IN_CALL), 15)
+        await asyncio.sleep(0.5)
+        # Clients in threads of their own (not the loop's default executor, which
+        # the daemon needs), so only the daemon's work shows in the loop's lag.
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(50) as clients:
+            async with LoopLag() as lag:
+                answers = await asyncio.gather(*(
+                    loop.run_in_executor(clients, _screenshot_request, str(tmp_path / "control.sock"))
+                    for _ in range(50)))
+        print(f"worst loop lag under 50 screenshots: {lag.worst * 1000:.1f} ms")
+        assert all(a.startswith(b"\x89PNG") for a in answers)
+        assert lag.worst <= 0.1
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 20) == 0
+
+
+def _screenshot_request(path: str) -> bytes:
+    import base64
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(path)
+        sock.sendall(b'{"command": "screenshot"}\n')
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return base64.b64decode(json.loads(data)["png"])
+
+
+async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
+    while not predicate():
+        await asyncio.sleep(0.05)

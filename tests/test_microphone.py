@@ -64,6 +64,7 @@ async def test_microphone_tone_goes_through_janus(pulse, janus, room_id, engines
     samples = np.concatenate([frame_samples(f) for f in received[50:100]])
     assert abs(dominant_frequency(samples) - 523) <= 2
     assert mic.overruns == 0
+    mic.close()
 
 
 class OverrunningPcm:

@@ -54,6 +54,8 @@ async def test_camera_plays_through_janus_and_honours_keyframe_requests(mode, ja
     numbers = [read_stamp(f).frame_number for f in frames]
     assert numbers == sorted(numbers) and {(f.width, f.height) for f in frames} == {(1280, 720)}
     await a.destroy()
+    assert not camera.closed, "the engine does not close a camera it was lent"
+    source.close()
     assert camera.closed
 
 

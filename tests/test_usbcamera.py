@@ -39,6 +39,7 @@ async def test_raw_camera_is_scaled_encoded_and_played(janus, room_id, engines):
     assert camera.passthrough is False
     assert {(f.width, f.height) for f in frames} == {(640, 360)}
     assert camera.keyframe_requests > requests, "keyframe requests reach the encoder"
+    camera.close()
 
 
 async def test_h264_camera_is_passed_through_untouched(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
 import os
 import signal
@@ -94,6 +95,7 @@ class Daemon:
         self._auto_join: asyncio.Task[None] | None = None
         self.auto_join_enabled = config.room.auto_join
         self.buttons: Any = None
+        self._screenshot_task: asyncio.Future[str] | None = None
 
     # -- life cycle -----------------------------------------------------------
 
@@ -122,6 +124,10 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(asyncio.create_task(self.reload())))
+        # Everything made so far (modules, devices, the screen) lives as long as
+        # the process: keep it out of every later collection, which then only
+        # walks what calls create (see collect_garbage_soon in the engine).
+        gc.freeze()
         self.notifier.ready(self.status_line())
         log.info("ready: %s", self.status_line())
         if self.auto_join_enabled:
@@ -134,10 +140,15 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.control.close()
-        for device in (self.speaker, self.output):
+        # The daemon opened the devices, so it closes them (the engine only
+        # borrowed the camera and microphone); closing joins their threads.
+        await asyncio.to_thread(self._close_devices)
+        return 0
+
+    def _close_devices(self) -> None:
+        for device in (self.camera, self.microphone, self.speaker, self.output):
             if device is not None:
                 device.close()
-        return 0
 
     def stop(self) -> None:
         self._stop.set()
@@ -191,7 +202,7 @@ class Daemon:
         """SIGHUP: re-read the configuration and apply it."""
         self.notifier.reloading()
         try:
-            new = load_config(self.config_path)
+            new = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
             log.error("configuration not reloaded: %s", exc)
             self.notifier.reloaded(f"{self.status_line()} (config error: {exc})")
@@ -269,10 +280,21 @@ class Daemon:
         elif command == "mute":
             self.call.toggle_mute()
         elif command == "screenshot":
-            return {"png": base64.b64encode(self.screen.screenshot_png()).decode()}
+            return {"png": await self._screenshot()}
         else:
             return {"error": f"unknown command {command!r}; use status, join, hangup, mute or screenshot"}
         return {"state": self.call.state.value, "muted": self.call.muted}
+
+
+    async def _screenshot(self) -> str:
+        """The screen as base64 PNG, encoded in a thread; concurrent requests share one encoding."""
+        if self._screenshot_task is None:
+            def encode() -> str:
+                return base64.b64encode(self.screen.screenshot_png()).decode()
+
+            task = self._screenshot_task = asyncio.ensure_future(asyncio.to_thread(encode))
+            task.add_done_callback(lambda _: setattr(self, "_screenshot_task", None))
+        return await asyncio.shield(self._screenshot_task)
 
 
 def _quality_dict(quality: StreamQuality | None) -> dict[str, Any] | None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -49,10 +48,6 @@ class Engine:
         self._room: Room | None = None
         self._publishers: dict[str, Publisher] = {}
         self._players: dict[str, Player] = {}
-        # Weak: a source the application has let go of after its stream stopped
-        # is freed, not kept until destroy() (a call that republishes often
-        # would otherwise grow without bound).
-        self._sources: weakref.WeakSet[EncodedVideoSource | AudioSource] = weakref.WeakSet()
         self._ending: asyncio.Task[None] | None = None
         self._destroyed = False
 
@@ -185,9 +180,6 @@ class Engine:
         except EngineError as exc:
             log.error("publish refused: %s", exc)
             return exc.code
-        for source in (video, audio):
-            if source is not None:
-                self._sources.add(source)
         publisher = Publisher(room, self._emitter, stream_id, video, audio)
         self._publishers[stream_id] = publisher
         publisher.start()
@@ -229,16 +221,18 @@ class Engine:
     # -- teardown -----------------------------------------------------------
 
     async def destroy(self) -> None:
-        """Logs out, closes every source given to it and waits for its tasks."""
+        """Logs out and waits for its tasks.
+
+        Sources and sinks stay open: they were lent by the application, which
+        closes them when it is done (a daemon that rejoins another room hands
+        the same camera to a new engine).
+        """
         self._destroyed = True
         ending = self._ending
         if ending is not None:
             await asyncio.gather(ending, return_exceptions=True)
         if self._room is not None:
             await self.logout_room()
-        for source in list(self._sources):
-            source.close()
-        self._sources.clear()
         await self._emitter.drain()
 
     def _require_room(self) -> Room:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import weakref
 from collections.abc import Awaitable
 from enum import Enum
 from typing import Any
@@ -184,12 +185,8 @@ class Link:
         pc, self._pc = self._pc, None
         if pc is not None:
             await pc.close()
-            # A closed peer connection is a web of reference cycles holding codec
-            # contexts and buffers (megabytes of C memory the garbage collector
-            # does not see); collect it now rather than whenever Python's
-            # allocation counters say so, or memory balloons as streams come and go.
             del pc
-            gc.collect()
+            collect_garbage_soon()
         handle, self._handle = self._handle, None
         if handle is not None and self._connection is not None:
             self._room.unlisten(handle)
@@ -201,6 +198,28 @@ class Link:
             return
         self.state = state
         self._emitter.emit(self.STATE_EVENT, self.stream_id, state, code, {})
+
+
+# A closed peer connection is a web of reference cycles holding codec contexts
+# and buffers (megabytes of C memory the garbage collector does not see); it is
+# collected soon after it closes rather than whenever Python's allocation
+# counters say so, or memory balloons as streams come and go. One collection
+# serves every link closed in a burst (a hang-up closes them all at once): a
+# full collection holds the event loop for tens of milliseconds.
+COLLECT_DELAY = 0.5
+_collections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.TimerHandle] = weakref.WeakKeyDictionary()
+
+
+def collect_garbage_soon() -> None:
+    """Schedules one full garbage collection ``COLLECT_DELAY`` from now, unless one is pending."""
+    loop = asyncio.get_running_loop()
+    if loop not in _collections:
+        _collections[loop] = loop.call_later(COLLECT_DELAY, _collect, loop)
+
+
+def _collect(loop: asyncio.AbstractEventLoop) -> None:
+    _collections.pop(loop, None)
+    gc.collect()
 
 
 async def first_of(*awaitables: Awaitable[Any], timeout: float | None = None) -> None:

@@ -6,8 +6,8 @@ audio source yields 48 kHz PCM ``av.AudioFrame`` (aiortc encodes Opus). Sinks
 are plain callables that take a decoded frame.
 
 Sources outlive tracks: the engine wraps them in a new track for every peer
-connection (after a reconnect, for instance) and closes them only on
-``Engine.destroy()``.
+connection (after a reconnect, for instance) and never closes them; the
+application that opened a source closes it.
 """
 
 from __future__ import annotations

@@ -183,7 +183,8 @@ async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> 
                     last_status = status
                 print(f"[Remote] receives: {report.line()}", flush=True)
                 if not window and tick % 2 == 0:
-                    (screenshots / "screen.png").write_bytes(appliance.screen.screenshot_png())
+                    png = await asyncio.to_thread(appliance.screen.screenshot_png)
+                    await asyncio.to_thread((screenshots / "screen.png").write_bytes, png)
             if not window:
                 print(f"[appliance] the screen is in {screenshots / 'screen.png'} (refreshed every 2 s)", flush=True)
         finally:
