@@ -5,11 +5,33 @@ loop with ``call_soon_threadsafe``. Presses are idempotent in the call itself
 (join while joining does nothing), so contact bounce and impatient fingers do
 no harm.
 
-Example::
+Example, on gpiozero's mock pins and a Janus at ``janus_url``:
 
-    buttons = Buttons(config.buttons, call, asyncio.get_running_loop())
-    ...
-    buttons.close()
+>>> import asyncio
+>>> from gpiozero import Device
+>>> from gpiozero.pins.mock import MockFactory
+>>> from appliance.app.call import Call, CallState, Media
+>>> from appliance.app.config import ButtonsConfig
+>>> from appliance.engine import Engine, EngineProfile, User
+>>> from appliance.screen import Compositor
+>>> Device.pin_factory = MockFactory()
+>>> async def press_join(url):
+...     engine = Engine.create(EngineProfile(server=url))
+...     call = Call(engine, "doc-buttons", User("room-42"), None, Media(None, None, Compositor(640, 360, "bgra"), None))
+...     buttons = Buttons(ButtonsConfig(), call, asyncio.get_running_loop())
+...     Device.pin_factory.pin(17).drive_low()  # JOIN (GPIO17) pressed: pulled up, so low
+...     while call.state is not CallState.IN_CALL:
+...         await asyncio.sleep(0.05)
+...     buttons.update(call)
+...     lit = buttons.in_call_led.is_lit
+...     buttons.close()
+...     await call.hangup()
+...     await engine.destroy()
+...     return lit
+>>> asyncio.run(asyncio.wait_for(press_join(janus_url), 20))
+True
+>>> Device.pin_factory.reset()
+>>> Device.pin_factory = None
 """
 
 from __future__ import annotations

@@ -9,12 +9,24 @@ as it is added (picture to the screen, sound to the speaker) and stops each as
 it is deleted. Every action is idempotent: join while joining or in a call,
 hang-up while idle, do nothing.
 
-Example::
+Example, with a Janus at ``janus_url``:
 
-    call = Call(engine, config, media)
-    await call.join()
-    call.toggle_mute()
-    await call.hangup()
+>>> import asyncio
+>>> from appliance.engine import Engine, EngineProfile, User
+>>> from appliance.screen import Compositor
+>>> async def one_call(url):
+...     engine = Engine.create(EngineProfile(server=url))
+...     media = Media(camera=None, microphone=None, screen=Compositor(640, 360, "bgra"), speaker=None)
+...     call = Call(engine, "doc-call", User("room-42", "Room 42"), None, media)
+...     call.join()
+...     while call.state is not CallState.IN_CALL:
+...         await asyncio.sleep(0.05)
+...     muted = call.toggle_mute()
+...     await call.hangup()
+...     await engine.destroy()
+...     return muted, call.state
+>>> asyncio.run(asyncio.wait_for(one_call(janus_url), 20))
+(True, <CallState.IDLE: 'idle'>)
 """
 
 from __future__ import annotations

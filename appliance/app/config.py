@@ -1,4 +1,4 @@
-"""The daemon's configuration: TOML in /etc/appliance, validated up front.
+r"""The daemon's configuration: TOML in /etc/appliance, validated up front.
 
 ``/etc/appliance/appliance.toml`` plus drop-ins ``/etc/appliance/appliance.d/*.toml``
 merged over it in name order, key by key. Every key, its type and default is
@@ -11,10 +11,13 @@ The token is read from ``[server] token_file`` (refused if others can read
 it) or from the systemd credential ``token`` (``$CREDENTIALS_DIRECTORY``); it
 never appears in the configuration files, the logs or the environment.
 
-Example::
+Example, a file with one key (every other key takes its default):
 
-    config = load_config(Path("/etc/appliance/appliance.toml"))
-    config.room.id, config.buttons.join
+>>> path = tmp / "appliance.toml"
+>>> _ = path.write_text('[room]\nid = "room-42"\n')
+>>> config = load_config(path)
+>>> config.room.id, config.buttons.join
+('room-42', 'GPIO17')
 """
 
 from __future__ import annotations

@@ -5,9 +5,20 @@ answers are JSON objects (``{"error": "..."}`` on failure). The socket is
 ``0660``: the service's group may use it, nobody else. ``appliance status``,
 ``join``, ``hangup``, ``mute`` and ``screenshot`` are its clients.
 
-Example::
+Example, a server answering what it was asked, and its client:
 
-    answer = await request("/run/appliance/control.sock", "status")
+>>> import asyncio
+>>> async def ask(path):
+...     async def handler(command):
+...         return {"you said": command}
+...     server = ControlServer(path, handler)
+...     await server.start()
+...     try:
+...         return await request(path, "status")
+...     finally:
+...         await server.close()
+>>> asyncio.run(ask(str(tmp / "control.sock")))
+{'you said': 'status'}
 """
 
 from __future__ import annotations

@@ -7,9 +7,14 @@ screen are up (not after joining: a server outage must not fail the boot),
 ``SIGHUP`` re-reads the configuration (rejoining only when the room, the user,
 the server or the token changed); ``SIGTERM`` leaves the room and exits 0.
 
-Example::
+``appliance run`` is ``asyncio.run(Daemon(load_config(path), path).run())``.
+What the configuration asks for is what gets built:
 
-    sys.exit(asyncio.run(Daemon(load_config(path), path).run()))
+>>> from appliance.app.config import CameraConfig, Config
+>>> type(build_camera(Config(camera=CameraConfig(source="test", width=320, height=180)))).__name__
+'TestPatternSource'
+>>> engine_profile(Config()).server
+'ws://127.0.0.1:8188/'
 """
 
 from __future__ import annotations

@@ -1,14 +1,20 @@
-"""systemd notification: READY, STATUS, RELOADING, STOPPING and the watchdog.
+r"""systemd notification: READY, STATUS, RELOADING, STOPPING and the watchdog.
 
 Does nothing when not started by systemd (no ``$NOTIFY_SOCKET``). The
 watchdog is pinged from a task on the event loop, so a blocked loop stops the
 pings and systemd restarts the service.
 
-Example::
+Example, with a ``NOTIFY_SOCKET`` of our own standing in for systemd:
 
-    notifier = Notifier()
-    notifier.ready("Idle: room-42")
-    task = asyncio.create_task(notifier.watchdog())
+>>> import os, socket
+>>> systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+>>> systemd.bind(str(tmp / "notify"))
+>>> os.environ["NOTIFY_SOCKET"] = str(tmp / "notify")
+>>> Notifier().ready("Idle: room-42")
+>>> systemd.recv(100)
+b'READY=1\nSTATUS=Idle: room-42'
+>>> del os.environ["NOTIFY_SOCKET"]
+>>> systemd.close()
 """
 
 from __future__ import annotations

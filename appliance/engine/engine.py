@@ -5,15 +5,19 @@ in to a room, publish local sources and play remote streams. Every outcome is
 reported through events; the calls return an :class:`ErrorCode` and never
 raise for bad input or an unreachable server.
 
-Example::
+Example, with a Janus at ``janus_url``:
 
-    engine = Engine.create(EngineProfile(server="ws://127.0.0.1:8188/"))
-    engine.on("room_stream_update", on_streams)
-    await engine.login_room("room-42", User("pi-42", "Room 42"), RoomConfig(is_user_status_notify=True))
-    await engine.start_publishing_stream("pi-42-cam", video=camera, audio=microphone)
-    await engine.start_playing_stream("alice-cam", video_sink=screen.show)
-    ...
-    await engine.destroy()
+>>> import asyncio
+>>> from appliance.engine import Engine, EngineProfile, RoomConfig, User
+>>> async def visit(url):
+...     engine = Engine.create(EngineProfile(server=url))
+...     states = []
+...     engine.on("room_state_update", lambda room, state, code, extended: states.append(state.value))
+...     await engine.login_room("doc-room", User("pi-42", "Room 42"), RoomConfig(is_user_status_notify=True))
+...     await engine.destroy()
+...     return states
+>>> asyncio.run(visit(janus_url))
+['connecting', 'connected', 'disconnected']
 """
 
 from __future__ import annotations

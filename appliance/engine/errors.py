@@ -1,13 +1,35 @@
-"""Named error codes of the engine, and the exception that carries one.
+r"""Named error codes of the engine, and the exception that carries one.
 
 Every failure the engine reports (in a state event's ``error_code`` or as a
 return value) is one of :class:`ErrorCode`; ``0`` means success, as in the
-seeds' SDK.
+room model. An :class:`EngineError`'s message is one printable line, whatever
+text (a server's error, say) went into it, so it can go to a screen, a log or
+systemd as it is.
+
+>>> str(EngineError(ErrorCode.SERVER_ERROR, "janus error 490:\nWATCHDOG=trigger\x1b[2J"))
+'janus error 490: WATCHDOG=trigger [2J (SERVER_ERROR)'
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+MAX_TEXT = 200
+
+
+def one_line(text: object, limit: int = MAX_TEXT) -> str:
+    r"""``text`` as one printable line of at most ``limit`` characters.
+
+    Line breaks and other control characters become spaces (runs of them one
+    space); a longer text is cut and ends with an ellipsis.
+
+    >>> one_line("refused\r\nSTATUS=evil\x00")
+    'refused STATUS=evil'
+    >>> one_line("x" * 300, 10)
+    'xxxxxxxxx…'
+    """
+    cleaned = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
 class ErrorCode(IntEnum):
@@ -45,6 +67,7 @@ class EngineError(Exception):
     """A failure with a named :class:`ErrorCode` and a one-line explanation."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.code = code
         self.message = message

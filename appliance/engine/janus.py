@@ -6,12 +6,18 @@ same transaction. Everything else the server sends (plugin events without a
 transaction, ``webrtcup``, ``hangup``, ...) goes to the ``on_event`` callback
 with the handle id it concerns. A lost socket or session sets :attr:`lost`.
 
-Example::
+Example, with a Janus at ``janus_url``:
 
-    conn = JanusConnection(url, on_event=print)
-    await conn.open()
-    handle = await conn.attach("janus.plugin.videoroom")
-    data, jsep = await conn.message(handle, {"request": "exists", "room": "r1"})
+>>> import asyncio
+>>> async def exists(url, room):
+...     conn = JanusConnection(url, on_event=lambda handle, message: None)
+...     await conn.open()
+...     handle = await conn.attach("janus.plugin.videoroom")
+...     data, jsep = await conn.message(handle, {"request": "exists", "room": room})
+...     await conn.close()
+...     return data["exists"]
+>>> asyncio.run(exists(janus_url, "no-such-room"))
+False
 """
 
 from __future__ import annotations

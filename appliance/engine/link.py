@@ -1,7 +1,8 @@
 """What publishers and players share: one peer connection to Janus for one
 stream, kept up by itself.
 
-A link reports ``requesting`` until its media flows, then its active state.
+A link reports ``requesting`` until its media flows, then its active state;
+every state event's ``extended_data["detail"]`` says why in one line.
 When the media connection fails, Janus hangs up, or the room's connection is
 lost, it tears down and starts again (after the room has reconnected, with
 backoff for failures of its own), reporting each change. A fatal error (the
@@ -50,6 +51,7 @@ class Link:
         self.stream_id = stream_id
         self.state = self.IDLE
         self.error = ErrorCode.SUCCESS
+        self.detail = ""
         self._room = room
         self._emitter = emitter
         self._profile = room.profile
@@ -70,7 +72,7 @@ class Link:
         return self._task is None or self._task.done()
 
     def start(self) -> None:
-        self._set_state(self.REQUESTING, ErrorCode.SUCCESS)
+        self._set_state(self.REQUESTING, ErrorCode.SUCCESS, "starting")
         self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__}-{self.stream_id}")
 
     async def stop(self, code: ErrorCode = ErrorCode.SUCCESS) -> None:
@@ -80,12 +82,16 @@ class Link:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._teardown()
-        self._set_state(self.IDLE, code)
+        self._set_state(self.IDLE, code, "stopped" if code is ErrorCode.SUCCESS else f"stopped: {code.name}")
 
     # -- subclass hooks -------------------------------------------------------
 
     def _can_start(self) -> bool:
         return True
+
+    def _waiting_for(self) -> str:
+        """What a requesting link waits for, in one line."""
+        return "connecting"
 
     def _watchers(self) -> list[Awaitable[Any]]:
         """Extra conditions that end an established link (see Player)."""
@@ -102,7 +108,7 @@ class Link:
     async def _run(self) -> None:
         backoff = Backoff(self._profile.reconnect_min_delay, self._profile.reconnect_max_delay)
         while not self._stopping:
-            self._set_state(self.REQUESTING, self.error)
+            self._set_state(self.REQUESTING, self.error, self.detail or self._waiting_for())
             connection = await self._room.wait_ready(self._can_start)
             room_broken = self._room.broken
             try:
@@ -110,18 +116,19 @@ class Link:
             except FatalLinkError as exc:
                 log.error("%s %r: %s", type(self).__name__.lower(), self.stream_id, exc.message, extra=self._fields)
                 await self._teardown()
-                self._set_state(self.IDLE, exc.code)
+                self._set_state(self.IDLE, exc.code, exc.message)
                 return
             except EngineError as exc:
                 log.warning("%s %r: %s; retrying", type(self).__name__.lower(), self.stream_id, exc.message,
                             extra=self._fields)
                 await self._teardown()
-                self.error = exc.code
+                self.error, self.detail = exc.code, f"{exc.message}; retrying"
                 if not room_broken.is_set():
                     await asyncio.sleep(backoff.next_delay())
                 continue
             backoff.reset()
-            self._set_state(self.ACTIVE, ErrorCode.SUCCESS)
+            self._set_state(self.ACTIVE, ErrorCode.SUCCESS, "media flowing")
+            self.error, self.detail = ErrorCode.SUCCESS, ""
             self._side_tasks.append(asyncio.create_task(self._report_quality()))
             await self._wait_broken(room_broken)
             await self._teardown()
@@ -149,9 +156,10 @@ class Link:
     async def _wait_broken(self, room_broken: asyncio.Event) -> None:
         await first_of(room_broken.wait(), self._broken.wait(), *self._watchers())
         if room_broken.is_set():
-            self.error = ErrorCode.NETWORK_INTERRUPTED
+            self.error, self.detail = ErrorCode.NETWORK_INTERRUPTED, "the room's connection was lost; reconnecting"
         elif self._broken.is_set():
             self.error = self._broken_code
+            self.detail = f"the media connection ended ({self.error.name}); re-establishing"
             log.warning("%s %r: %s; re-establishing", type(self).__name__.lower(), self.stream_id, self.error.name,
                         extra=self._fields)
 
@@ -193,11 +201,11 @@ class Link:
             await self._connection.detach(handle)
         self._connection = None
 
-    def _set_state(self, state: Enum, code: ErrorCode) -> None:
+    def _set_state(self, state: Enum, code: ErrorCode, detail: str) -> None:
         if state is self.state:
             return
         self.state = state
-        self._emitter.emit(self.STATE_EVENT, self.stream_id, state, code, {})
+        self._emitter.emit(self.STATE_EVENT, self.stream_id, state, code, {"detail": detail})
 
 
 # A closed peer connection is a web of reference cycles holding codec contexts

@@ -60,13 +60,16 @@ class Player(Link):
     def _can_start(self) -> bool:
         return self._room.feed_of(self.stream_id) is not None
 
+    def _waiting_for(self) -> str:
+        return "connecting" if self._can_start() else f"waiting for stream {self.stream_id!r} in the room"
+
     def _watchers(self) -> list[Awaitable[Any]]:
         return [self._stream_gone()]
 
     async def _stream_gone(self) -> None:
         feed = self._feed
         await self._room.wait_until(lambda: self._room.feed_of(self.stream_id) != feed)
-        self.error = ErrorCode.STREAM_DELETED
+        self.error, self.detail = ErrorCode.STREAM_DELETED, f"stream {self.stream_id!r} left the room"
 
     async def _negotiate(self, connection: JanusConnection, handle: int, pc: RTCPeerConnection) -> None:
         self._feed = self._room.feed_of(self.stream_id)

@@ -1,10 +1,10 @@
 """The engine's value types: the engine profile, users, streams, room config.
 
-Example::
-
-    profile = EngineProfile(server="ws://127.0.0.1:8188/")
-    user = User("room-42-pi", "Room 42")
-    config = RoomConfig(is_user_status_notify=True, token=token)
+>>> profile = EngineProfile(server="ws://127.0.0.1:8188/")
+>>> profile.ice_servers, profile.room_video_codec
+((), 'h264,vp8')
+>>> RoomConfig(is_user_status_notify=True, token="never shown")
+RoomConfig(is_user_status_notify=True)
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Stream quality figures from aiortc's statistics, every few seconds.
 
-Example::
+Example (a link samples ``await pc.getStats()`` every few seconds):
 
-    meter = QualityMeter()
-    quality = meter.sample(await pc.getStats(), video_frames=track.frames)
+>>> from aiortc.stats import RTCStatsReport
+>>> meter = QualityMeter()
+>>> quality = meter.sample(RTCStatsReport(), video_frames=0)
+>>> quality.rtt_ms, quality.packet_loss
+(None, 0.0)
 """
 
 from __future__ import annotations

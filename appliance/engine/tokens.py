@@ -4,9 +4,11 @@ A token is ``<expiry>,janus,<plugin>[,<plugin>...]:<signature>`` where the
 signature is the base64 HMAC-SHA1 of the part before ``:`` keyed with the
 server's secret. Janus refuses expired and forged tokens alike.
 
-Example::
-
-    token = mint_token(secret, ttl=parse_ttl("24h"))
+>>> token = mint_token("secret", ttl=parse_ttl("24h"), now=1_700_000_000)
+>>> token.split(":")[0]
+'1700086400,janus,janus.plugin.videoroom'
+>>> token_expiry(token)
+1700086400
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""The project's own H.264 encoder (PyAV libx264), for Pi 5 and PCs.
+r"""The project's own H.264 encoder (PyAV libx264), for Pi 5 and PCs.
 
 It produces what aiortc passes through unchanged and what every receiver can
 start from: constrained baseline, Annex-B, SPS/PPS before every IDR, one packet
 per frame with ``pts``/``time_base`` set, and an IDR whenever one is asked for.
 
-Example::
-
-    encoder = H264Encoder(1280, 720, fps=30, bitrate=2_000_000, gop=60)
-    packets = encoder.encode(frame, keyframe=True)
+>>> import av
+>>> encoder = H264Encoder(EncoderSettings(width=320, height=180, fps=30))
+>>> frame = av.VideoFrame(320, 180, "yuv420p")
+>>> frame.pts = 0
+>>> packets = encoder.encode(frame, keyframe=True)
+>>> packets[0].is_keyframe, bytes(packets[0])[:4]
+(True, b'\x00\x00\x00\x01')
 """
 
 from __future__ import annotations

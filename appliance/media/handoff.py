@@ -5,11 +5,15 @@ the event loop side awaits :meth:`get`. When the consumer falls behind and the
 queue is full, what is queued is dropped (old media is worse than none in a
 call), the drop is counted and ``on_drop`` runs on the event loop.
 
-Example::
+Example:
 
-    handoff = Handoff(loop, maxsize=8, on_drop=source.request_keyframe)
-    handoff.put(packet)            # from any thread
-    packet = await handoff.get()   # on the event loop
+>>> import asyncio, threading
+>>> async def hand_over():
+...     handoff = Handoff(asyncio.get_running_loop(), maxsize=8)
+...     threading.Thread(target=handoff.put, args=("packet",)).start()  # from any thread
+...     return await handoff.get()  # on the event loop
+>>> asyncio.run(hand_over())
+'packet'
 """
 
 from __future__ import annotations

@@ -6,11 +6,18 @@ logged once per burst; they are never fatal. When the device goes away (a USB
 speakerphone unplugged) the source says so once, sends silence so the stream
 stays up, and reopens the device when it is back. Mute sends silence too.
 
-Example::
+Example, on ALSA's ``null`` device (silence):
 
-    mic = MicrophoneSource(MicrophoneSettings(device="plughw:CARD=Speakerphone"))
-    await engine.start_publishing_stream("room-42-main", video=camera, audio=mic)
-    mic.muted = True
+>>> import asyncio
+>>> async def first_frame():
+...     mic = MicrophoneSource(MicrophoneSettings(device="null"))
+...     try:
+...         return await mic.recv()
+...     finally:
+...         mic.close()
+>>> frame = asyncio.run(first_frame())
+>>> frame.samples, frame.sample_rate
+(960, 48000)
 """
 
 from __future__ import annotations

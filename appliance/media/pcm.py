@@ -1,8 +1,9 @@
 """The appliance's PCM audio: 48 kHz, s16, 20 ms periods.
 
-Example::
-
-    frame = pcm_frame(samples, channels=1, pts=n * FRAME_SAMPLES)
+>>> import numpy as np
+>>> frame = pcm_frame(np.zeros(FRAME_SAMPLES, np.int16), channels=1, pts=0)
+>>> frame.samples, frame.sample_rate, frame.layout.name
+(960, 48000, 'mono')
 """
 
 from __future__ import annotations

@@ -12,10 +12,12 @@ encodes them. ``encoder = "auto"`` picks by board.
 This module imports picamera2, which on a Pi comes from apt
 (``python3-picamera2``).
 
-Example::
+Which encoder ``encoder = "auto"`` takes on which board:
 
-    camera = PiCameraSource(EncoderSettings(width=1280, height=720, fps=30, gop=60))
-    await engine.start_publishing_stream("room-42-main", video=camera, audio=mic)
+>>> choose_encoder("auto", "Raspberry Pi 4 Model B Rev 1.4")
+'hardware'
+>>> choose_encoder("auto", "Raspberry Pi 5 Model B Rev 1.0")
+'software'
 """
 
 from __future__ import annotations

@@ -10,10 +10,15 @@ others), reached and left with a short fade rather than a click. A removed strea
 period so it ends without a click: nothing stale is played after it stops. Underruns of the device itself are recovered; an
 unplugged device is reopened when it returns.
 
-Example::
+Example, mixing by hand (``start()`` runs the thread that writes to ALSA):
 
-    speaker = Speaker(SpeakerSettings(device="plughw:CARD=vc4hdmi0,DEV=0"))
-    await engine.start_playing_stream("alice-cam", audio_sink=speaker.audio_sink("alice-cam"))
+>>> import asyncio
+>>> from appliance.testing import ToneSource
+>>> speaker = Speaker(SpeakerSettings(device="null"))
+>>> sink = speaker.audio_sink("alice-main")  # give it to start_playing_stream
+>>> sink(asyncio.run(ToneSource(440, channels=2).recv()))
+>>> speaker.mix().shape
+(1920,)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""USB (UVC) cameras through V4L2 and PyAV.
+r"""USB (UVC) cameras through V4L2 and PyAV.
 
 A camera that delivers H.264 itself (``input_format = "h264"``) is passed
 through untouched; it cannot be asked for a keyframe, so a new viewer waits for
@@ -8,9 +8,20 @@ encoded by the project's :class:`~appliance.media.encoder.H264Encoder`, which ho
 keyframe requests. An unplugged camera is reported once and reopened when it
 returns.
 
-Example::
+Example, with FFmpeg's test source standing in for ``/dev/video0``:
 
-    camera = UsbCameraSource(EncoderSettings(width=1280, height=720), device="/dev/video0")
+>>> import asyncio
+>>> from appliance.media import EncoderSettings
+>>> async def first_packet():
+...     camera = UsbCameraSource(EncoderSettings(320, 180), device="testsrc2=size=320x240:rate=30",
+...                              container_format="lavfi")
+...     try:
+...         return await camera.recv()
+...     finally:
+...         camera.close()
+>>> packet = asyncio.run(first_packet())
+>>> packet.is_keyframe, bytes(packet)[:4]
+(True, b'\x00\x00\x00\x01')
 """
 
 from __future__ import annotations

@@ -7,12 +7,15 @@ and the status line with Pillow. Out of a call it shows an idle screen (room
 name, clock, "press JOIN") or an error screen. :meth:`Compositor.run` paces
 composition at the display's frame rate and hands each frame to an output.
 
-Example::
+Example:
 
-    screen = Compositor(1920, 1080, "bgra")
-    sink = screen.show_stream("alice-cam", "Alice")   # give it to start_playing_stream
-    screen.set_status(ScreenState.IN_CALL, room="room-42", participants=2)
-    image = screen.compose()
+>>> import av
+>>> screen = Compositor(640, 360, "bgra")
+>>> sink = screen.show_stream("alice-main", "Alice")  # give it to start_playing_stream
+>>> sink(av.VideoFrame(320, 180, "yuv420p"))
+>>> screen.set_status(ScreenState.IN_CALL, "room-42")
+>>> screen.compose().shape
+(360, 640, 4)
 """
 
 from __future__ import annotations

@@ -10,11 +10,14 @@ driver's stride; RGB565 and XRGB8888 are supported. On a development machine
 with a desktop, a pygame window; with nothing, a headless output that keeps
 the last frame for screenshots. ``open_output("auto")`` picks in that order.
 
-Example::
+Example, with the output that only keeps the last frame:
 
-    output = FramebufferOutput("/dev/fb0")
-    screen = Compositor(output.width, output.height, output.pixel_format)
-    await screen.run(output)
+>>> from appliance.screen import Compositor
+>>> output = HeadlessOutput(640, 360)
+>>> screen = Compositor(output.width, output.height, output.pixel_format)
+>>> output.show(screen.compose())
+>>> output.frames
+1
 """
 
 from __future__ import annotations

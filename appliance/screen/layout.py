@@ -4,10 +4,11 @@ One remote fills the screen, two sit side by side, up to four in 2x2, up to
 nine in 3x3; beyond nine the most recently active nine are shown. Each picture
 keeps its aspect ratio inside its tile (letterboxed).
 
-Example::
-
-    tiles = tile_rects(3, Rect(0, 0, 1920, 1040))   # 2x2 grid, three used
-    inner = fit(1280, 720, tiles[0])                # the picture's rectangle
+>>> tiles = tile_rects(3, Rect(0, 0, 1920, 1040))  # 2x2 grid, three used
+>>> tiles[0]
+Rect(x=0, y=0, w=960, h=520)
+>>> fit(1280, 720, tiles[0])  # the picture's rectangle in it
+Rect(x=18, y=0, w=924, h=520)
 """
 
 from __future__ import annotations

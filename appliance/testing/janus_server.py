@@ -4,10 +4,11 @@ The demo, the tests and the benchmarks use it; a deployed appliance talks to a
 Janus run by its admins instead. Run it inside the private network namespace
 (``scripts/netns``): Janus gathers ICE candidates only on ``ice_interfaces``.
 
-Example::
+Example (inside ``scripts/netns``):
 
-    with LocalJanus(ice_interfaces=["v0"]) as janus:
-        profile = EngineProfile(server=janus.url)
+>>> with LocalJanus(ice_interfaces=["v0"]) as janus:
+...     janus.running, janus.url.startswith("ws://127.0.0.1:")
+(True, True)
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """Real-time pacing for synthetic sources.
 
-Example::
+Example:
 
-    pacer = Pacer(1 / 30)
-    while True:
-        await pacer.wait()   # returns every 1/30 s
-        ...
+>>> import asyncio
+>>> async def ticks():
+...     pacer = Pacer(0.05)
+...     return [await pacer.wait() for _ in range(3)]  # 0: no tick missed
+>>> asyncio.run(ticks())
+[0, 0, 0]
 """
 
 from __future__ import annotations

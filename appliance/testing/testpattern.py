@@ -6,11 +6,15 @@ the first so a reader can tell a clean read from a damaged one. A receiver, or
 the composed screen, reads them back with :func:`read_stamp` to check which
 frame it shows and how old it is.
 
-Example::
+Example:
 
-    source = TestPatternSource(EncoderSettings(gop=300))
-    packet = await source.recv()          # Annex-B H.264, ready for aiortc
-    stamp = read_stamp(decoded_frame)     # Stamp(frame_number=..., capture_ms=...)
+>>> import asyncio
+>>> from appliance.media import EncoderSettings
+>>> read_stamp(TestPattern(320, 180).render(Stamp(42, 1234)))
+Stamp(frame_number=42, capture_ms=1234)
+>>> packet = asyncio.run(TestPatternSource(EncoderSettings(320, 180)).recv())
+>>> packet.is_keyframe
+True
 """
 
 from __future__ import annotations

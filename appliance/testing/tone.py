@@ -1,10 +1,17 @@
 """The synthetic microphone: a sine tone in 20 ms frames, and an FFT check.
 
-Example::
+Example:
 
-    source = ToneSource(440)
-    frame = await source.recv()                  # 960 samples, s16 mono, 48 kHz
-    dominant_frequency(samples, 48000)           # -> 440.0
+>>> import asyncio
+>>> import numpy as np
+>>> async def one_second():
+...     source = ToneSource(440)
+...     return [await source.recv() for _ in range(50)]
+>>> frames = asyncio.run(one_second())
+>>> frames[0].samples, frames[0].format.name, frames[0].layout.name
+(960, 's16', 'mono')
+>>> round(dominant_frequency(np.concatenate([frame_samples(f) for f in frames])))
+440
 """
 
 from __future__ import annotations

@@ -5,10 +5,13 @@ The page (``appliance/testing/web/``) uses janus.js and adapter.js from Debian's
 ``/usr/share/javascript``), which are served beside it. For deployment, serve
 the same files next to Janus behind the web server (see docs/browser.md).
 
-Example::
+Example:
 
-    with WebClientServer() as web:
-        print(web.url + "?room=demo&user=alice")
+>>> import urllib.request
+>>> with WebClientServer() as web:
+...     page = urllib.request.urlopen(web.url).read()
+>>> b"janus.js" in page
+True
 """
 
 from __future__ import annotations
