@@ -44,14 +44,14 @@ from typing import Any
 
 import numpy as np
 
-from appliance.engine import Engine, EngineProfile, PlayerState, User
-from appliance.testing import read_stamp
 from appliance.app.call import Call, Media
+from appliance.engine import Engine, EngineProfile, PlayerState, User
 from appliance.screen.compositor import Compositor, ScreenState
-from appliance.testing.demo import synthetic_config
 from appliance.screen.display import HeadlessOutput
-from appliance.testing.janus_server import LocalJanus
 from appliance.screen.pixels import to_rgb
+from appliance.testing import netns, read_stamp
+from appliance.testing.demo import synthetic_config
+from appliance.testing.janus_server import LocalJanus
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -236,11 +236,11 @@ def measure_rss(janus: LocalJanus, seconds: float = 60) -> dict[str, float]:
 
 
 def main() -> int:
-    if {name for _, name in socket.if_nameindex()} != {"lo", "v0", "v1"}:
+    if not netns.inside():
         print("bench: run it in the private network namespace: `make bench`", file=sys.stderr)
         return 69
     results: dict[str, float] = {}
-    with LocalJanus(ice_interfaces=["v0"], debug_level=2) as janus:
+    with LocalJanus(debug_level=2) as janus:
         results.update(asyncio.run(measure_screen(janus)))
         results.update(measure_publish_cpu(janus))
         results.update(asyncio.run(measure_compose(janus)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -18,11 +17,11 @@ import pytest
 
 from appliance.engine import Engine, EngineProfile
 from appliance.engine.events import EVENTS
+from appliance.testing import netns
 from appliance.testing.janus_server import LocalJanus
 
+from . import fakecamera  # noqa: F401  (stubs libcamera and kms++ before any test imports picamera2)
 from .pulse import PrivatePulse
-
-NETNS_INTERFACES = {"lo", "v0", "v1"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,10 +45,9 @@ def long_mode(request: pytest.FixtureRequest) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("aioice").setLevel(logging.WARNING)
-    interfaces = {name for _, name in socket.if_nameindex()}
-    if interfaces != NETNS_INTERFACES:
+    if not netns.inside():
         pytest.exit(
-            f"the tests must run in the private network namespace (found {sorted(interfaces)}); "
+            "the tests must run in the private network namespace; "
             "use `make test` or `scripts/netns .venv/bin/python -m pytest`",
             returncode=4,
         )
@@ -58,14 +56,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def janus() -> Iterator[LocalJanus]:
     """One Janus for the tests that do not stop it."""
-    with LocalJanus(ice_interfaces=["v0"]) as server:
+    with LocalJanus() as server:
         yield server
 
 
 @pytest.fixture
 def own_janus() -> Iterator[LocalJanus]:
     """A Janus of the test's own, which it may stop and start."""
-    with LocalJanus(ice_interfaces=["v0"]) as server:
+    with LocalJanus() as server:
         yield server
 
 

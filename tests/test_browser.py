@@ -11,10 +11,10 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from appliance.engine import PlayerState, RoomConfig, UpdateType, User
+from appliance.engine.tokens import mint_token
 from appliance.media import EncoderSettings
 from appliance.testing import TestPatternSource, ToneSource
 from appliance.testing.janus_server import LocalJanus, free_port
-from appliance.engine.tokens import mint_token
 from appliance.testing.webclient import WebClientServer
 
 from .conftest import Recorder, profile_for
@@ -99,7 +99,7 @@ async def test_browser_and_appliance_see_and_hear_each_other(janus, web, browser
 
 
 async def test_page_says_when_the_token_is_refused(web, browser, room_id):
-    with LocalJanus(ice_interfaces=["v0"], token_secret="browser-secret") as janus:
+    with LocalJanus(token_secret="browser-secret") as janus:
         page = await open_page(browser, web, server=janus.url, room=room_id, user="alice",
                                token=mint_token("not-the-secret", 3600))
         await until(page, "() => document.querySelector('#message.error') !== null")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.app.config import Config, load_config
+from appliance.app.config import Config, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "appliance.toml"
 
@@ -52,8 +52,28 @@ def test_token_from_a_private_file_or_a_systemd_credential(tmp_path, monkeypatch
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     (credentials / "token").write_text("from-systemd")
+    (credentials / "token").chmod(0o400)  # as systemd makes it
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
     assert load_config(main).token == "from-systemd"
+
+
+@pytest.mark.parametrize(("content", "mode", "says"), [
+    ("", 0o400, "is empty"),
+    ("  \n", 0o400, "is empty"),
+    ("token", 0o444, "readable by others"),
+    ("two\nlines", 0o400, "more than one line"),
+])
+def test_a_bad_token_credential_is_refused_not_ignored(tmp_path, monkeypatch, content, mode, says):
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "token").write_text(content)
+    (credentials / "token").chmod(mode)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    main = tmp_path / "appliance.toml"
+    main.write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(main)
+    assert says in str(caught.value) and "credential" in str(caught.value)
 
 
 BROKEN = [

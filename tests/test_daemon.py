@@ -12,13 +12,13 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from appliance.engine import PlayerState, UpdateType, User
-from appliance.media import EncoderSettings
-from appliance.testing import TestPatternSource, ToneSource
 from appliance.app.call import CallState
 from appliance.app.config import load_config
 from appliance.app.daemon import Daemon
+from appliance.engine import PlayerState, UpdateType, User
 from appliance.engine.states import PublisherState, RoomState
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
 from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from appliance.engine import UpdateType, User
 from appliance.testing.janus_server import LocalJanus
 
 from .conftest import profile_for
 from .daemonkit import NotifySocket, write_config
-
-from appliance.engine import UpdateType, User  # noqa: E402
 
 
 def start_daemon(config: Path, notify: NotifySocket, watchdog_usec: int = 1_000_000) -> subprocess.Popen[str]:
@@ -95,7 +94,7 @@ async def test_notify_watchdog_cli_reload_and_clean_stop(janus, room_id, tmp_pat
 
 
 async def test_server_down_at_start_is_ready_retries_and_joins(room_id, tmp_path, notify, engines):
-    janus = LocalJanus(ice_interfaces=["v0"])  # configured, not started yet
+    janus = LocalJanus()  # configured, not started yet
     config = write_config(tmp_path, janus.url, room_id, auto_join=True)
     daemon = start_daemon(config, notify)
     try:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from . import fakecamera  # noqa: F401  (libcamera and kms++ stubbed, so picamera2 imports)
-
 PACKAGE = Path(__file__).resolve().parent.parent / "appliance"
 
 

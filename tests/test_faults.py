@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from appliance.engine import PlayerState, PublisherState, User
-from appliance.media import EncoderSettings
-from appliance.testing import TestPatternSource, ToneSource
 from appliance.app.call import CallState
 from appliance.app.config import load_config
 from appliance.app.daemon import Daemon
+from appliance.engine import PlayerState, PublisherState, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
 from appliance.testing.janus_server import LocalJanus
 
 from .conftest import profile_for

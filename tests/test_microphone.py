@@ -10,8 +10,8 @@ import av
 import numpy as np
 
 from appliance.engine import PublisherState, User
-from appliance.testing import dominant_frequency
 from appliance.media.microphone import MicrophoneSettings, MicrophoneSource, open_alsa_capture
+from appliance.testing import dominant_frequency
 from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for

@@ -8,18 +8,17 @@ import time
 
 import av
 import pytest
+from picamera2.encoders.h264_encoder import H264Encoder as HardwareH264Encoder
+from picamera2.outputs import Output
 
 from appliance.engine import PublisherState, User
 from appliance.media import EncoderSettings
+from appliance.media.capture import CameraStream
+from appliance.media.picamera import PacketOutput, PiCameraSource, choose_encoder
 from appliance.testing import read_stamp
 
 from .conftest import profile_for
 from .fakecamera import FakePicamera2
-
-from appliance.media.picamera import PacketOutput, PiCameraSource, choose_encoder  # noqa: E402  (after the stubs)
-from appliance.media.capture import CameraStream  # noqa: E402
-from picamera2.encoders.h264_encoder import H264Encoder as HardwareH264Encoder  # noqa: E402
-from picamera2.outputs import Output  # noqa: E402
 
 
 @pytest.mark.parametrize("mode", ["hardware", "software"])

@@ -7,7 +7,18 @@ import socket
 
 import pytest
 
-from appliance.engine import Engine, EngineProfile, ErrorCode, PlayerState, PublisherState, RoomConfig, RoomState, RoomStateReason, UpdateType, User
+from appliance.engine import (
+    Engine,
+    EngineProfile,
+    ErrorCode,
+    PlayerState,
+    PublisherState,
+    RoomConfig,
+    RoomState,
+    RoomStateReason,
+    UpdateType,
+    User,
+)
 from appliance.media import EncoderSettings
 from appliance.testing import TestPatternSource, ToneSource
 

@@ -12,7 +12,6 @@ import pytest
 
 from appliance.engine import PlayerState, User
 from appliance.media import EncoderSettings
-from appliance.testing import TestPatternSource, read_stamp
 from appliance.screen.compositor import (
     BACKGROUND,
     ERROR_BACKGROUND,
@@ -32,6 +31,7 @@ from appliance.screen.display import (
 )
 from appliance.screen.layout import Rect, fit, grid, tile_rects
 from appliance.screen.pixels import rgb_to, to_rgb
+from appliance.testing import TestPatternSource, read_stamp
 
 from .conftest import profile_for
 
@@ -154,17 +154,6 @@ def test_beyond_nine_the_most_recently_active_are_shown_and_a_stopped_stream_lea
     image = screen_rgb(screen)  # the very next frame
     assert close_to(image, COLOURS[1]).sum() == 0, "the stopped stream is gone from the next frame"
     assert screen.tile_rect("s2") == tile_rects(2, screen.tile_area)[1], "the others reflow side by side"
-
-
-def test_self_view_picture_in_picture():
-    screen = Compositor(1280, 720, "bgra")
-    screen.set_status(ScreenState.IN_CALL, room="r")
-    screen.show_stream("a", "A")(solid(COLOURS[0]))
-    screen.self_view()(solid(COLOURS[2]))
-    image = screen_rgb(screen)
-    pip = screen.self_view_rect()
-    assert pip is not None and pip.x > 1280 // 2 and pip.y > 720 // 2 and pip.w <= 1280 // 5
-    assert close_to(image[pip.slices], COLOURS[2]).mean() > 0.98
 
 
 @pytest.mark.parametrize(("bits", "pixel_format"), [(16, "rgb565le"), (32, "bgra")])

@@ -8,12 +8,12 @@ import asyncio
 import os
 import time
 
-from appliance.engine import User
-from appliance.media import EncoderSettings
-from appliance.testing import TestPatternSource, ToneSource
 from appliance.app.call import CallState
 from appliance.app.config import load_config
 from appliance.app.daemon import Daemon
+from appliance.engine import User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
 
 from .conftest import profile_for
 from .daemonkit import write_config

@@ -8,9 +8,9 @@ import av
 import numpy as np
 
 from appliance.engine import PlayerState, User
-from appliance.testing import ToneSource
-from appliance.media.speaker import Speaker, SpeakerSettings
 from appliance.engine.tracks import mono_to_stereo
+from appliance.media.speaker import Speaker, SpeakerSettings
+from appliance.testing import ToneSource
 
 from .conftest import profile_for
 

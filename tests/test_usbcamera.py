@@ -14,8 +14,8 @@ import av
 
 from appliance.engine import PublisherState, User
 from appliance.media import EncoderSettings, H264Encoder
-from appliance.testing.testpattern import Stamp, TestPattern
 from appliance.media.usbcamera import UsbCameraSource
+from appliance.testing.testpattern import Stamp, TestPattern
 
 from .conftest import profile_for
 

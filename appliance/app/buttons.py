@@ -53,7 +53,6 @@ class Buttons:
         loop: asyncio.AbstractEventLoop,
         on_long_press: Callable[[], None] | None = None,
     ) -> None:
-        self._call = call
         self._loop = loop
         self._buttons: list[Button] = []
         self.in_call_led = LED(config.in_call_led) if config.in_call_led else None

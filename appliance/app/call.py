@@ -39,13 +39,13 @@ from enum import Enum
 from typing import Any
 
 from ..engine.backoff import Backoff
-from ..screen.compositor import Compositor, ScreenState
 from ..engine.engine import Engine
 from ..engine.errors import ErrorCode
 from ..engine.profile import RoomConfig, Stream, User
-from ..media.speaker import Speaker
 from ..engine.states import RoomState, RoomStateReason, UpdateType
 from ..engine.tracks import AudioSource, EncodedVideoSource
+from ..media.speaker import Speaker
+from ..screen.compositor import Compositor, ScreenState
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The ``appliance`` command.
 
 Exit codes: 0 success, 64 bad usage, 66 a file cannot be read, 69 a needed
-service or environment is missing (the daemon is not running), 70 the daemon
+service or environment is missing (the daemon is not running; a dependency
+missing, or not the aiortc version the engine adapts), 70 the daemon
 refused a command, 77 a secret file others can read, 78 bad configuration.
 """
 
@@ -11,16 +12,15 @@ import argparse
 import asyncio
 import logging
 import os
-import stat
 import sys
 from pathlib import Path
 
-from .config import ConfigError
-from ..engine.tokens import VIDEOROOM, mint_token, parse_ttl
+from . import paths
+
+# Nothing at the top imports the engine: a missing or mismatched aiortc is
+# then one line (see main), not a traceback.
 
 EX_USAGE, EX_NOINPUT, EX_UNAVAILABLE, EX_SOFTWARE, EX_NOPERM, EX_CONFIG = 64, 66, 69, 70, 77, 78
-DEFAULT_CONFIG = Path("/etc/appliance/appliance.toml")
-DEFAULT_SOCKET = "/run/appliance/control.sock"
 
 
 class CliError(Exception):
@@ -29,26 +29,20 @@ class CliError(Exception):
         self.code = code
 
 
-def read_secret_file(path: Path) -> str:
-    """The secret in ``path``, refused if others can read it."""
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise CliError(f"cannot read secret file {path}: {exc.strerror}", EX_NOINPUT) from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) & ~stat.S_IRGRP:
-        raise CliError(f"secret file {path} is readable by others; chmod 600 (or 640) it", EX_NOPERM)
-    if not text:
-        raise CliError(f"secret file {path} is empty", EX_NOINPUT)
-    return text
-
-
 def _token(args: argparse.Namespace) -> int:
+    from ..engine.janus import VIDEOROOM
+    from ..engine.tokens import mint_token, parse_ttl
+    from .secretfile import SecretFileError, read_secret_file
+
     try:
         ttl = parse_ttl(args.ttl)
     except ValueError as exc:
         raise CliError(f"--ttl: {exc}", EX_USAGE) from None
-    print(mint_token(read_secret_file(args.secret_file), ttl, tuple(args.plugin or [VIDEOROOM])))
+    try:
+        secret = read_secret_file(args.secret_file)
+    except SecretFileError as exc:
+        raise CliError(f"secret file: {exc}", EX_NOPERM if exc.permissions else EX_NOINPUT) from None
+    print(mint_token(secret, ttl, tuple(args.plugin or [VIDEOROOM])))
     return 0
 
 
@@ -114,19 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="mint a signed Janus token (printed on stdout)")
     token.add_argument("--secret-file", type=Path, required=True, help="file holding Janus's token_auth_secret")
     token.add_argument("--ttl", default="24h", help="how long it is valid: 3600, 90m, 24h, 7d (default 24h)")
-    token.add_argument("--plugin", action="append", help=f"plugin the token allows (default {VIDEOROOM}); repeatable")
+    token.add_argument("--plugin", action="append", help="plugin the token allows (default: the VideoRoom plugin); repeatable")
     token.set_defaults(run=_token)
     run = commands.add_parser("run", help="run the appliance (the systemd service)")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help=f"main config file (default {DEFAULT_CONFIG})")
+    run.add_argument("--config", type=Path, default=paths.CONFIG, help=f"main config file (default {paths.CONFIG})")
     run.set_defaults(run=_run)
     check = commands.add_parser("check-config", help="validate the configuration without starting anything")
-    check.add_argument("path", type=Path, nargs="?", default=DEFAULT_CONFIG)
+    check.add_argument("path", type=Path, nargs="?", default=paths.CONFIG)
     check.set_defaults(run=_check_config)
     for verb, text in (("status", "show the call state, participants and stream quality"),
                        ("join", "join the room"), ("hangup", "leave the room"), ("mute", "toggle the microphone mute"),
                        ("screenshot", "save the screen as PNG")):
         sub = commands.add_parser(verb, help=text)
-        sub.add_argument("--socket", default=DEFAULT_SOCKET, help=f"the daemon's admin socket (default {DEFAULT_SOCKET})")
+        sub.add_argument("--socket", default=paths.CONTROL_SOCKET,
+                         help=f"the daemon's admin socket (default {paths.CONTROL_SOCKET})")
         if verb == "status":
             sub.add_argument("--json", action="store_true", help="print everything as JSON")
         if verb == "screenshot":
@@ -143,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("APPLIANCE_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from .config import ConfigError  # brings the engine, and aiortc with it
+    except ImportError as exc:  # a dependency missing, or not the version the engine adapts
+        print(f"appliance {args.command}: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     try:
         return int(args.run(args))
     except CliError as exc:

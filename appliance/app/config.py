@@ -7,9 +7,10 @@ a field of the section dataclasses below (and documented in
 problem is reported as one line naming the file, the key and what is wrong,
 and ``appliance`` exits with 78 (EX_CONFIG).
 
-The token is read from ``[server] token_file`` (refused if others can read
-it) or from the systemd credential ``token`` (``$CREDENTIALS_DIRECTORY``); it
-never appears in the configuration files, the logs or the environment.
+The token is read from the systemd credential ``token``
+(``$CREDENTIALS_DIRECTORY``) or from ``[server] token_file``, both by the rule
+of :mod:`~appliance.app.secretfile`; it never appears in the configuration
+files, the logs or the environment.
 
 Example, a file with one key (every other key takes its default):
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,9 +32,9 @@ from typing import Any
 
 from ..engine.errors import EngineError
 from ..engine.ids import check_room_id, check_user_id
+from . import paths
+from .secretfile import SecretFileError, read_secret_file
 
-DEFAULT_PATH = Path("/etc/appliance/appliance.toml")
-EX_CONFIG = 78
 _PIN = re.compile(r"(GPIO|BCM)\d{1,2}|(BOARD|J8:)\d{1,2}|\d{1,2}")
 
 
@@ -97,7 +97,6 @@ class ScreenConfig:
     width: int = 1920
     height: int = 1080
     fps: int = 30
-    self_view: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ class ButtonsConfig:
 
 @dataclass(frozen=True)
 class ControlConfig:
-    socket: str = "/run/appliance/control.sock"
+    socket: str = paths.CONTROL_SOCKET
     watchdog_interval: float = 0.0  # 0: half of systemd's WatchdogSec
 
 
@@ -175,26 +174,21 @@ def _coerce(file: Path, key: str, value: Any, default: Any) -> Any:
 
 
 def _read_token(config: Config, origin: dict[str, Path]) -> str | None:
+    """The systemd credential ``token`` if there is one, else ``server.token_file`` if set."""
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / "token").is_file():
-        return (Path(credentials) / "token").read_text().strip() or None
-    if not config.server.token_file:
+    if credentials and os.path.lexists(os.path.join(credentials, "token")):
+        path, file, key = Path(credentials) / "token", "systemd credential 'token'", ""
+    elif config.server.token_file:
+        path, file, key = Path(config.server.token_file), str(origin["server.token_file"]), "server.token_file"
+    else:
         return None
-    path = Path(config.server.token_file)
-    file = origin.get("server.token_file", Path("?"))
     try:
-        mode = path.stat().st_mode
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigError(file, "server.token_file", f"cannot read {path}: {exc.strerror}") from None
-    if mode & (stat.S_IROTH | stat.S_IWOTH):
-        raise ConfigError(file, "server.token_file", f"{path} is readable by others; chmod 640 or 600 it")
-    if not text:
-        raise ConfigError(file, "server.token_file", f"{path} is empty")
-    return text
+        return read_secret_file(path)
+    except SecretFileError as exc:
+        raise ConfigError(file, key, str(exc)) from None
 
 
-def load_config(path: Path = DEFAULT_PATH) -> Config:
+def load_config(path: Path = paths.CONFIG) -> Config:
     """Reads, merges and validates; raises :class:`ConfigError` on the first problem."""
     values: dict[str, dict[str, Any]] = {name: {} for name in _SECTION_TYPES}
     origin: dict[str, Path] = {}

@@ -29,21 +29,21 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .call import Call, CallState, Media
-from ..screen.compositor import Compositor, ScreenState
-from .config import Config, ConfigError, load_config
-from .control import ControlServer
-from ..screen.display import open_output
-from ..media.encoder import EncoderSettings
 from ..engine.engine import Engine
-from ..media.microphone import MicrophoneSettings, MicrophoneSource
-from .notify import Notifier
 from ..engine.profile import EngineProfile, User
 from ..engine.quality import StreamQuality
+from ..engine.tracks import AudioSource, EncodedVideoSource
+from ..media.encoder import EncoderSettings
+from ..media.microphone import MicrophoneSettings, MicrophoneSource
 from ..media.speaker import Speaker, SpeakerSettings
+from ..screen.compositor import Compositor, ScreenState
+from ..screen.display import open_output
 from ..testing.testpattern import TestPatternSource
 from ..testing.tone import ToneSource
-from ..engine.tracks import AudioSource, EncodedVideoSource
+from .call import Call, CallState, Media
+from .config import Config, ConfigError, load_config
+from .control import ControlServer
+from .notify import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,7 @@ class Daemon:
             "user": self.call.user.user_id,
             "muted": self.call.muted,
             "screen": {"state": self.screen.state.value, "detail": self.screen.detail},
+            "speaker": {"underruns": self.speaker.underruns} if self.speaker is not None else None,
             "participants": [{"user_id": u.user_id, "user_name": u.user_name} for u in engine.users],
             "publishing": {
                 "stream_id": self.call.stream_id,

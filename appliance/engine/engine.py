@@ -1,4 +1,4 @@
-"""The engine: the seeds' room model on a Janus VideoRoom.
+"""The engine: the room model on a Janus VideoRoom.
 
 Create it with a profile, register handlers at once so no event is missed, log
 in to a room, publish local sources and play remote streams. Every outcome is
@@ -27,9 +27,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from .aiortc_adapt import limit_host_interfaces
 from .errors import EngineError, ErrorCode
 from .events import EventEmitter
-from .aiortc_adapt import limit_host_interfaces
 from .ids import check_room_id, check_stream_id, check_user_id, check_user_name
 from .link import Link
 from .player import Player

@@ -2,7 +2,7 @@
 
 Room, user and stream ids are non-empty strings of at most 128, 64 and 256
 bytes, made of ASCII letters, digits and ``~!@#$%^&*()_+=-`;',.<>\\`` (the
-seeds' character set). ``:`` is not allowed: the engine uses it to name its
+room model's character set). ``:`` is not allowed: the engine uses it to name its
 Janus participants (``u:<user_id>:<login>`` and ``s:<stream_id>``).
 """
 

@@ -36,12 +36,13 @@ from .errors import EngineError, ErrorCode
 
 log = logging.getLogger(__name__)
 
+VIDEOROOM = "janus.plugin.videoroom"
+
 # Janus core and VideoRoom error codes the engine gives a name to.
 UNAUTHORIZED = 403
 UNAUTHORIZED_PLUGIN = 405
 SESSION_NOT_FOUND = 458
 HANDLE_NOT_FOUND = 459
-VIDEOROOM_NO_SUCH_ROOM = 426
 VIDEOROOM_ROOM_EXISTS = 427
 VIDEOROOM_NO_SUCH_FEED = 428
 VIDEOROOM_PUBLISHERS_FULL = 432

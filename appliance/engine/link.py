@@ -25,9 +25,9 @@ from .backoff import Backoff
 from .errors import EngineError, ErrorCode
 from .events import EventEmitter
 from .ice import rtc_configuration
-from .janus import JanusConnection
+from .janus import VIDEOROOM, JanusConnection
 from .quality import QualityMeter
-from .room import VIDEOROOM, Room
+from .room import Room
 
 log = logging.getLogger(__name__)
 

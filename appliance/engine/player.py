@@ -49,7 +49,6 @@ class Player(Link):
         self.video_sink = video_sink
         self.audio_sink = audio_sink
         self.video_frames = 0
-        self.audio_frames = 0
         # Monotonic time of the first decoded video frame of the current subscription.
         self.first_frame_time: float | None = None
         self._feed: str | None = None
@@ -104,7 +103,6 @@ class Player(Link):
                 self.video_frames += 1
                 sink: VideoSink | AudioSink | None = self.video_sink
             else:
-                self.audio_frames += 1
                 sink = self.audio_sink
             if sink is not None:
                 try:

@@ -31,10 +31,10 @@ class Stream:
 
 @dataclass(frozen=True)
 class RoomConfig:
-    """Per-login options, as the seeds' room config.
+    """Per-login options, as the room model's room config.
 
     ``is_user_status_notify`` turns on ``room_user_update`` events (off by
-    default, as in the seeds). ``token`` is the signed token the server checks;
+    default, as in the room model). ``token`` is the signed token the server checks;
     it is never logged or shown in ``repr``.
     """
 

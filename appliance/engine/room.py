@@ -26,14 +26,13 @@ from typing import Any
 from .backoff import Backoff
 from .errors import EngineError, ErrorCode
 from .events import EventEmitter
-from .janus import UNAUTHORIZED, VIDEOROOM_ROOM_EXISTS, JanusConnection, JanusError
+from .janus import UNAUTHORIZED, VIDEOROOM, VIDEOROOM_ROOM_EXISTS, JanusConnection, JanusError
 from .profile import EngineProfile, RoomConfig, Stream, User
 from .states import RoomState, RoomStateReason, UpdateType
 from .tokens import token_expiry
 
 log = logging.getLogger(__name__)
 
-VIDEOROOM = "janus.plugin.videoroom"
 USER_NOTIFY_LIMIT = 500
 
 
@@ -127,10 +126,6 @@ class Room:
     def feed_of(self, stream_id: str) -> str | None:
         participant = self._stream_feeds.get(stream_id)
         return participant.feed_id if participant else None
-
-    def stream_login(self, stream_id: str) -> str | None:
-        participant = self._stream_feeds.get(stream_id)
-        return participant.login if participant else None
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Waits until ``predicate`` holds, looking again at every change."""

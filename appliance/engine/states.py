@@ -1,6 +1,6 @@
 """The room model's enumerations: update types and the three state machines.
 
-Room, publisher and player states are those of the seeds; the reason for a
+Room, publisher and player states are those of the room model; the reason for a
 room state change (logging in, reconnecting, kicked out, ...) travels in the
 event's ``extended_data["reason"]`` as a :class:`RoomStateReason`.
 """

@@ -19,7 +19,8 @@ import hmac
 import re
 import time
 
-VIDEOROOM = "janus.plugin.videoroom"
+from .janus import VIDEOROOM
+
 _TTL = re.compile(r"(\d+)\s*([smhd]?)")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 

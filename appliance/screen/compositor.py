@@ -1,4 +1,4 @@
-"""The screen: remote participants in tiles, names, self-view, status line.
+"""The screen: remote participants in tiles, names, status line.
 
 Each played stream gets a sink that keeps only its newest frame; the
 compositor lays the tiles out (see :mod:`appliance.screen.layout`), scales each
@@ -120,7 +120,6 @@ class Compositor:
         self.detail = ""
         self.muted = False
         self.participants: int | None = None
-        self.frames_composed = 0
         self.frames_late = 0  # display frames missed because composing fell behind
         self.last_image: np.ndarray | None = None
         self.status_height = max(24, height // 24)
@@ -128,7 +127,6 @@ class Compositor:
         # thread while sinks and the call add and remove tiles on the loop.
         self._tiles: dict[str, _Tile] = {}
         self._order = 0
-        self._self_view: _Tile | None = None
         # Each colour as one pixel value: uint32 for bgra, uint16 for rgb565le.
         self._colors = {
             color: _flat(rgb_to(np.full((1, 1, 3), color, np.uint8), pixel_format))[0, 0]
@@ -161,28 +159,11 @@ class Compositor:
         self._tiles = {key: tile for key, tile in self._tiles.items() if key != stream_id}
         self._new_frame.set()
 
-    def set_name(self, stream_id: str, name: str) -> None:
-        if stream_id in self._tiles:
-            self._tiles[stream_id].name = name
-
     def mark_active(self, stream_id: str) -> None:
         """Counts ``stream_id`` as just active (speaking); beyond nine remotes
         the most recently active ones are shown."""
         if stream_id in self._tiles:
             self._tiles[stream_id].active = time.monotonic()
-
-    def self_view(self, enabled: bool = True) -> Callable[[av.VideoFrame], None] | None:
-        """Turns the picture-in-picture self-view on (returns its sink) or off."""
-        if not enabled:
-            self._self_view = None
-            return None
-        tile = self._self_view = _Tile("", 0, 0.0)
-
-        def sink(frame: av.VideoFrame) -> None:
-            tile.frame = frame
-            self._new_frame.set()
-
-        return sink
 
     def set_status(
         self,
@@ -227,16 +208,6 @@ class Compositor:
         rect, tile = self.tile_rect(stream_id, tiles), tiles.get(stream_id)
         return _picture(tile, rect) if rect is not None and tile is not None else None
 
-    def self_view_rect(self) -> Rect | None:
-        tile = self._self_view
-        if tile is None or tile.frame is None:
-            return None
-        area = self.tile_area
-        box = Rect(area.w - area.w // 5 - 16, area.h - area.h // 5 - 16, area.w // 5, area.h // 5)
-        return fit(tile.frame.width, tile.frame.height, box)
-
-    # -- drawing ------------------------------------------------------------
-
     def compose(self) -> np.ndarray:
         """Draws one screen in the output's pixel format.
 
@@ -247,10 +218,9 @@ class Compositor:
         tiles = self._tiles  # one snapshot for the whole frame
         ids = self.visible_streams(tiles) if self.state not in (ScreenState.IDLE, ScreenState.ERROR) else []
         rects = tile_rects(len(ids), self.tile_area)
-        pip = self.self_view_rect() if ids or self.state is not ScreenState.IDLE else None
         layout = (
             self.state, self.room, self.detail, self.muted, self.participants, time.strftime("%H:%M"),
-            tuple((s, r, _picture(tiles[s], r), tiles[s].name) for s, r in zip(ids, rects)), pip,
+            tuple((s, r, _picture(tiles[s], r), tiles[s].name) for s, r in zip(ids, rects)),
         )
         canvas = self._canvas
         redraw = layout != self._layout
@@ -265,10 +235,7 @@ class Compositor:
             self._draw_status(canvas)
         for stream_id, rect in zip(ids, rects):
             self._draw_tile(canvas, tiles[stream_id], rect, redraw)
-        if self._self_view is not None and pip is not None:
-            self._draw_picture(canvas, self._self_view, pip, redraw)
         self.last_image = canvas
-        self.frames_composed += 1
         return canvas
 
     def _fill(self, canvas: np.ndarray, rect: Rect, color: tuple[int, int, int]) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import tempfile
 import time
 from collections import deque
@@ -24,18 +23,18 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ..media.encoder import EncoderSettings
 from ..engine.engine import Engine
-from .janus_server import LocalJanus
 from ..engine.profile import EngineProfile, RoomConfig, Stream, User
 from ..engine.states import UpdateType
+from ..media.encoder import EncoderSettings
+from . import netns
+from .janus_server import LocalJanus
 from .testpattern import TestPatternSource, read_stamp
 from .tone import ToneSource, dominant_frequency, frame_samples
 from .webclient import WebClientServer
 
 log = logging.getLogger(__name__)
 
-NETNS_INTERFACES = {"lo", "v0", "v1"}
 
 
 class ReceiveReport:
@@ -144,8 +143,7 @@ socket = "{control_socket}"
 async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> int:
     """The whole appliance (synthetic camera and microphone, mock GPIO) and a
     remote participant, on a local Janus; prints what happens."""
-    interfaces = {name for _, name in socket.if_nameindex()}
-    if interfaces != NETNS_INTERFACES:
+    if not netns.inside():
         print("appliance demo: run it in the private network namespace: `make demo`")
         return 69  # EX_UNAVAILABLE
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")  # buttons work, on pretend pins
@@ -153,7 +151,7 @@ async def run_demo(seconds: float, screenshots: Path = Path("demo-screens")) -> 
     from ..app.daemon import Daemon
 
     window = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    with LocalJanus(ice_interfaces=["v0"]) as janus, tempfile.TemporaryDirectory() as workdir:
+    with LocalJanus() as janus, tempfile.TemporaryDirectory() as workdir:
         print(f"Janus running at {janus.url}", flush=True)
         path = Path(workdir) / "appliance.toml"
         path.write_text(synthetic_config(janus.url, "demo", Path(workdir) / "control.sock",

@@ -6,7 +6,7 @@ Janus run by its admins instead. Run it inside the private network namespace
 
 Example (inside ``scripts/netns``):
 
->>> with LocalJanus(ice_interfaces=["v0"]) as janus:
+>>> with LocalJanus() as janus:
 ...     janus.running, janus.url.startswith("ws://127.0.0.1:")
 (True, True)
 """
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from string import Template
 from types import TracebackType
+
+from .netns import JANUS_INTERFACE
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "config" / "janus"
 JANUS_LIBDIR = Path("/usr/lib") / f"{os.uname().machine}-linux-gnu" / "janus"
@@ -49,7 +51,7 @@ class LocalJanus:
     def __init__(
         self,
         *,
-        ice_interfaces: list[str] | None = None,
+        ice_interfaces: tuple[str, ...] = (JANUS_INTERFACE,),
         ws_port: int | None = None,
         ws_ip: str = "127.0.0.1",
         own_namespace: tuple[str, str] | None = None,
@@ -65,7 +67,7 @@ class LocalJanus:
         # (interface, address/prefix): run Janus in a network namespace of its
         # own, reached through that veth end, so a test can cut the link.
         self._own_namespace = own_namespace
-        self._ice_interfaces = ice_interfaces or []
+        self._ice_interfaces = list(ice_interfaces)
         self._token_secret = token_secret
         self._rtp_port_range = rtp_port_range
         self._debug_level = debug_level

@@ -16,13 +16,11 @@ Example:
 
 from __future__ import annotations
 
-
 import av
 import numpy as np
 
-from .pacing import Pacer
 from ..media.pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
-
+from .pacing import Pacer
 
 
 class ToneSource:

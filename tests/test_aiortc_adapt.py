@@ -1,0 +1,48 @@
+"""The aiortc adaptations refuse to run on internals they were not written for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import aioice
+import aioice.ice
+import aiortc
+import pytest
+from aiortc import RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+from appliance.engine import aiortc_adapt
+from appliance.engine.aiortc_adapt import AiortcMismatch
+
+def test_the_installed_versions_pass():
+    aiortc_adapt.check()
+
+@pytest.mark.parametrize(
+    ("target", "name", "replacement", "says"),
+    [
+        (aiortc, "__version__", "1.17.0", "untested aiortc version"),
+        (aioice, "__version__", "0.14.0", "untested aioice version"),
+        (RTCRtpSender, "_send_keyframe", lambda self, ssrc: None, "_send_keyframe"),
+        (RTCDtlsTransport, "_set_role", lambda self, role, extra: None, "_set_role"),
+        (aioice.ice, "get_host_addresses", lambda use_ipv4: [], "get_host_addresses"),
+    ],
+)
+def test_a_changed_internal_fails_with_one_line(monkeypatch, target, name, replacement, says):
+    monkeypatch.setattr(target, name, replacement)
+    with pytest.raises(AiortcMismatch) as caught:
+        aiortc_adapt.check()
+    message = str(caught.value)
+    assert says in message and "\n" not in message and "aiortc==1.16.*" in message
+
+def test_the_command_says_it_in_one_line_at_import():
+    """`appliance check-config` on a mismatched aiortc: one line and exit 69, no traceback."""
+    code = (
+        "import sys, aiortc; aiortc.__version__ = '1.17.0'\n"
+        "from appliance.app.cli import main\n"
+        "sys.exit(main(['check-config', '/nonexistent.toml']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 69, result.stderr
+    assert result.stderr.count("\n") == 1 and "untested aiortc version" in result.stderr
+    assert "Traceback" not in result.stderr
