@@ -15,6 +15,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from appliance.engine import aiortc_adapt
 from appliance.engine.aiortc_adapt import AiortcMismatch
 
+
 def test_the_installed_versions_pass():
     aiortc_adapt.check()
 

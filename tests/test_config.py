@@ -79,11 +79,11 @@ def test_a_bad_token_credential_is_refused_not_ignored(tmp_path, monkeypatch, co
 BROKEN = [
     ("wrong type", "[room]\nauto_join = \"yes\"\n", "room.auto_join", "true or false"),
     ("wrong type number", "[camera]\nfps = \"30\"\n", "camera.fps", "whole number"),
-    ("negative", "[room]\njoin_delay = -1\n", "room.join_delay", "negative"),
+    ("negative", "[room]\njoin_delay = -1\n", "room.join_delay", "from 0 to 3600"),
     ("unknown key", "[room]\nroom_id = \"x\"\n", "room.room_id", "unknown key"),
     ("unknown section", "[rooms]\nid = \"x\"\n", "rooms", "unknown section"),
     ("bad pin", "[buttons]\njoin = \"PIN17\"\n", "buttons.join", "not a GPIO pin name"),
-    ("pin twice", "[buttons]\njoin = \"GPIO5\"\nmute = \"GPIO5\"\n", "buttons.mute", "already used"),
+    ("pin twice", "[buttons]\njoin = \"GPIO5\"\nmute = \"GPIO5\"\n", "buttons.mute", "is also buttons.join"),
     ("bad choice", "[screen]\noutput = \"hdmi\"\n", "screen.output", "must be one of"),
     ("bad room id", "[room]\nid = \"has space\"\n", "room.id", "not allowed"),
     ("bad url", "[server]\nurl = \"http://janus\"\n", "server.url", "ws://"),

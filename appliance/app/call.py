@@ -1,9 +1,12 @@
 """The call: what the buttons, auto-join and the admin socket drive.
 
 States: idle -> joining -> in call -> leaving -> idle, and reconnecting while
-the engine recovers by itself. Joining retries an unreachable server with
-capped exponential backoff and jitter (the screen says so) until it gets in or
-hang-up is pressed; a refused token stops it with an error screen. In a call it
+the engine recovers by itself. Joining retries with capped exponential
+backoff and jitter (1 s to 30 s) until it gets in or hang-up is pressed; the
+screen and ``STATUS=`` say whether the server could not be reached or answered
+with a refusal, and then what it said (a full room, a wrong room id type, a
+refused PIN). A refused token, or ids the server refuses, stop it with an
+error screen instead. In a call it
 publishes the camera and microphone as ``<user_id>-main``, plays every stream
 as it is added (picture to the screen, sound to the speaker) and stops each as
 it is deleted. Every action is idempotent: join while joining or in a call,
@@ -40,7 +43,7 @@ from typing import Any
 
 from ..engine.backoff import Backoff
 from ..engine.engine import Engine
-from ..engine.errors import ErrorCode
+from ..engine.errors import ErrorCode, one_line
 from ..engine.profile import RoomConfig, Stream, User
 from ..engine.states import RoomState, RoomStateReason, UpdateType
 from ..engine.tracks import AudioSource, EncodedVideoSource
@@ -48,6 +51,10 @@ from ..media.speaker import Speaker
 from ..screen.compositor import Compositor, ScreenState
 
 log = logging.getLogger(__name__)
+
+# Login failures that mean the server was not reached (or not for long enough).
+UNREACHABLE = (ErrorCode.SERVER_UNREACHABLE, ErrorCode.REQUEST_TIMEOUT, ErrorCode.NETWORK_INTERRUPTED,
+               ErrorCode.SESSION_LOST)
 
 
 class CallState(Enum):
@@ -90,6 +97,7 @@ class Call:
         self._hangup_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._shown: set[str] = set()  # streams given to the screen and speaker
+        self._login_failure = ""
         engine.on("room_state_update", self._on_room_state)
         engine.on("room_stream_update", self._on_streams)
         engine.on("room_user_update", self._on_users)
@@ -157,10 +165,14 @@ class Call:
                 if code is ErrorCode.SUCCESS:
                     break
                 if code in (ErrorCode.AUTH_FAILED, ErrorCode.INVALID_ROOM_ID, ErrorCode.INVALID_USER_ID):
-                    self._set(CallState.IDLE, "the server refused the token" if code is ErrorCode.AUTH_FAILED else code.name)
+                    self._set(CallState.IDLE, "the server refused the token" if code is ErrorCode.AUTH_FAILED
+                              else f"refused: {self._login_failure}")
                     return
                 delay = backoff.next_delay()
-                self._set(CallState.JOINING, f"cannot reach the server, retrying in {delay:.0f} s")
+                if code in UNREACHABLE:
+                    self._set(CallState.JOINING, f"cannot reach the server, retrying in {delay:.0f} s")
+                else:  # the server answered, and said no: say what it said
+                    self._set(CallState.JOINING, f"the server refused: {self._login_failure}; retrying in {delay:.0f} s")
                 await asyncio.sleep(delay)
             camera, microphone = self.media.camera, self.media.microphone
             if camera is not None or microphone is not None:
@@ -192,6 +204,9 @@ class Call:
 
     def _on_room_state(self, room_id: str, state: RoomState, code: ErrorCode, extended: dict[str, Any]) -> None:
         reason = extended.get("reason")
+        if reason is RoomStateReason.LOGIN_FAILED:
+            # One line already (the engine's rule); shortened so STATUS= keeps the rest.
+            self._login_failure = one_line(extended.get("detail") or code.name, 120)
         if reason is RoomStateReason.RECONNECTING and self.state is CallState.IN_CALL:
             self._set(CallState.RECONNECTING, "reconnecting")
         elif reason is RoomStateReason.RECONNECTED and self.state is CallState.RECONNECTING:

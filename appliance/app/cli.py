@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 
 from . import paths
+from .logs import level_from_environment
 
 # Nothing at the top imports the engine: a missing or mismatched aiortc is
 # then one line (see main), not a traceback.
@@ -69,10 +69,12 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .daemon import Daemon, configure_logging
+    from .daemon import Daemon
+    from .logs import REDACTOR, configure_logging
 
     config = load_config(args.config)
     configure_logging()
+    REDACTOR.add(config.token)
     return asyncio.run(Daemon(config, args.config).run())
 
 
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("APPLIANCE_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level_from_environment("WARNING"), format="%(levelname)s %(name)s: %(message)s")
     try:
         from .config import ConfigError  # brings the engine, and aiortc with it
     except ImportError as exc:  # a dependency missing, or not the version the engine adapts

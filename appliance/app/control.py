@@ -2,8 +2,16 @@
 
 Requests are ``{"command": "status" | "join" | "hangup" | "mute" | "screenshot"}``;
 answers are JSON objects (``{"error": "..."}`` on failure). The socket is
-``0660``: the service's group may use it, nobody else. ``appliance status``,
-``join``, ``hangup``, ``mute`` and ``screenshot`` are its clients.
+``0660`` with the admin group (``control.group``) as its group: its members
+and the service may use it, nobody else. Without that group it is ``0600``.
+``appliance status``, ``join``, ``hangup``, ``mute`` and ``screenshot`` are
+its clients.
+
+What a client sends is bounded: a request is one line of at most
+``MAX_REQUEST`` bytes, read within ``REQUEST_TIMEOUT`` seconds, a JSON object
+nested at most ``MAX_DEPTH`` deep; at most ``MAX_CLIENTS`` connections are
+served at once and further ones are closed at once, so a flood can neither
+exhaust the process's descriptors nor starve the event loop.
 
 Example, a server answering what it was asked, and its client:
 
@@ -24,50 +32,77 @@ Example, a server answering what it was asked, and its client:
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
+import logging
 import os
+import socket
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError, check_socket_path
+
+log = logging.getLogger(__name__)
+
 Handler = Callable[[str], Awaitable[dict[str, Any]]]
 MAX_REQUEST = 4096
+MAX_DEPTH = 4
+MAX_CLIENTS = 64
+REQUEST_TIMEOUT = 5.0
+USAGE = 'send one JSON line: {"command": "status"}'
 
 
 class ControlServer:
-    """Serves ``handler(command)`` on a Unix socket; owns its server."""
+    """Serves ``handler(command)`` on a Unix socket; owns its server and the socket file."""
 
-    def __init__(self, path: str, handler: Handler) -> None:
+    def __init__(self, path: str, handler: Handler, group: str = "") -> None:
         self.path = Path(path)
+        self.refused = 0  # connections closed at once because MAX_CLIENTS were being served
         self._handler = handler
+        self._group = group
         self._server: asyncio.AbstractServer | None = None
+        self._clients = 0
 
     async def start(self) -> None:
+        """Listens; raises :class:`ConfigError` if the path is taken or unusable."""
+        check_socket_path("control", str(self.path))
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.unlink(missing_ok=True)
-        old_umask = os.umask(0o117)  # created 0660 from the start, never briefly world-writable
+        _remove_stale_socket(self.path)
+        gid = _group_id(self._group)
+        # Created with its final mode from the start, never briefly open to others.
+        old_umask = os.umask(0o117 if gid is not None else 0o177)
         try:
             self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_REQUEST)
+        except OSError as exc:
+            raise ConfigError("control", "control.socket", f"cannot listen on {self.path}: {exc.strerror}") from None
         finally:
             os.umask(old_umask)
+        if gid is not None:
+            try:
+                os.chown(self.path, -1, gid)
+            except PermissionError:  # the service is not a member of that group
+                log.warning("cannot give the admin socket to group %r: it is for the service's user only",
+                            self._group)
+                self.path.chmod(0o600)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= MAX_CLIENTS:
+            self.refused += 1
+            writer.close()
+            return
+        self._clients += 1
         try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            try:
-                request = json.loads(line)
-                command = request["command"]
-                if not isinstance(command, str):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                answer: dict[str, Any] = {"error": "send one JSON line: {\"command\": \"status\"}"}
-            else:
-                answer = await self._handler(command)
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            command = _parse(line)
+            answer = await self._handler(command) if command is not None else {"error": USAGE}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
         except (asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError, ConnectionError):
-            pass
+            pass  # a slow, oversized or vanished client: nothing to answer
         finally:
+            self._clients -= 1
             writer.close()
 
     async def close(self) -> None:
@@ -75,7 +110,46 @@ class ControlServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        self.path.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+
+
+def _parse(line: bytes) -> str | None:
+    """The command of one request line, or None if it is not a well-formed request."""
+    if not line.endswith(b"\n") or line.count(b"[") + line.count(b"{") > MAX_DEPTH:
+        return None
+    try:
+        request = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    command = request.get("command") if isinstance(request, dict) else None
+    return command if isinstance(command, str) and len(command) <= 32 else None
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Removes ``path`` only if it is a socket nobody answers on (left by a crash)."""
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise ConfigError("control", "control.socket", f"{path} exists and is not a socket; it is left as it is")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()
+            return
+        except OSError as exc:
+            raise ConfigError("control", "control.socket", f"cannot check {path}: {exc.strerror}") from None
+    raise ConfigError("control", "control.socket", f"another daemon answers on {path}")
+
+
+def _group_id(name: str) -> int | None:
+    if not name:
+        return None
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        log.warning("control.group %r does not exist: the admin socket is for the service's user only", name)
+        return None
 
 
 async def request(path: str, command: str, timeout: float = 10.0) -> dict[str, Any]:

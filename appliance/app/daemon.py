@@ -23,9 +23,9 @@ import asyncio
 import base64
 import gc
 import logging
-import os
+import resource
 import signal
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from ..testing.tone import ToneSource
 from .call import Call, CallState, Media
 from .config import Config, ConfigError, load_config
 from .control import ControlServer
+from .logs import REDACTOR, current_room
 from .notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,16 @@ def engine_profile(config: Config) -> EngineProfile:
     )
 
 
+# Sections whose change needs the devices, the screen or the admin socket rebuilt.
+RESTART_SECTIONS = ("camera", "microphone", "speaker", "screen", "control")
+
+
+def _section(config: Config, name: str) -> object:
+    """A section as far as a restart is concerned (the speaker's volume applies at once)."""
+    section = getattr(config, name)
+    return replace(section, volume=0.0) if name == "speaker" else section
+
+
 def _identity(config: Config) -> tuple[object, ...]:
     """What a reload must rejoin for."""
     return (config.room.id, config.room.user_id, config.room.user_name, engine_profile(config), config.token)
@@ -101,13 +112,17 @@ class Daemon:
         self.auto_join_enabled = config.room.auto_join
         self.buttons: Any = None
         self._screenshot_task: asyncio.Future[str] | None = None
+        self._reloading = asyncio.Lock()
+        # What the last reload did: {"ok": bool, "error": str} or {"ok": True, "restart_needed": [...]}.
+        self.last_reload: dict[str, Any] | None = None
 
     # -- life cycle -----------------------------------------------------------
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         c = self.config
-        _current_room[:] = [c.room.id]
+        self._check_environment()
+        current_room[:] = [c.room.id]
         try:
             self.output = open_output(c.screen.output, c.screen.width, c.screen.height)
         except Exception as exc:  # kms++ missing, no /dev/fb0, no desktop: say which
@@ -120,8 +135,13 @@ class Daemon:
         self.speaker = Speaker(SpeakerSettings(c.speaker.device, latency_ms=c.speaker.latency_ms,
                                                volume=c.speaker.volume)) if c.speaker.enabled else None
         self._start_call()
-        self.control = ControlServer(c.control.socket, self.command)
-        await self.control.start()
+        self.control = ControlServer(c.control.socket, self.command, c.control.group)
+        try:
+            await self.control.start()
+        except ConfigError:
+            await self._stop_call()
+            await asyncio.to_thread(self._close_devices)
+            raise
         self._tasks += [
             asyncio.create_task(self.screen.run(self.output), name="screen"),
             asyncio.create_task(self.notifier.watchdog(), name="watchdog"),
@@ -148,7 +168,21 @@ class Daemon:
         # The daemon opened the devices, so it closes them (the engine only
         # borrowed the camera and microphone); closing joins their threads.
         await asyncio.to_thread(self._close_devices)
+        self.notifier.close()
         return 0
+
+    def _check_environment(self) -> None:
+        """What only the running service can check: systemd's watchdog, descriptors."""
+        usec = self.notifier.watchdog_usec
+        interval = self.config.control.watchdog_interval
+        if usec and interval > usec / 2_000_000:
+            raise ConfigError(self.config_path, "control.watchdog_interval",
+                              f"must be at most half of WatchdogSec ({usec / 2_000_000:g} s), not {interval:g}")
+        # Room for a flood of admin connections on top of the media's sockets.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+        if soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
     def _close_devices(self) -> None:
         for device in (self.camera, self.microphone, self.speaker, self.output):
@@ -204,30 +238,46 @@ class Daemon:
         self.call.press_hangup()
 
     async def reload(self) -> None:
-        """SIGHUP: re-read the configuration and apply it."""
-        self.notifier.reloading()
-        try:
-            new = await asyncio.to_thread(load_config, self.config_path)
-        except ConfigError as exc:
-            log.error("configuration not reloaded: %s", exc)
-            self.notifier.reloaded(f"{self.status_line()} (config error: {exc})")
-            return
-        old, self.config = self.config, new
-        if self.speaker is not None:
-            self.speaker.volume = new.speaker.volume
-        if _identity(old) != _identity(new) or old.buttons != new.buttons:
-            was_joined = self.call.state is not CallState.IDLE
-            log.info("configuration changed the room, user, server or buttons: rejoining")
-            await self._stop_call()
-            self._start_call()
-            if was_joined or (new.room.auto_join and self.auto_join_enabled):
-                self.call.join()
-        self.notifier.reloaded(self.status_line())
-        log.info("configuration reloaded")
+        """SIGHUP: re-read the configuration and apply it, one reload at a time.
+
+        A configuration that does not validate is refused as a whole: the
+        running one stays, one line says why, and ``STATUS=`` and ``status``
+        say so until a reload succeeds. Changes to the devices, the screen or
+        the admin socket are kept for the next restart (and said so).
+        """
+        async with self._reloading:
+            self.notifier.reloading()
+            try:
+                new = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                self.last_reload = {"ok": False, "error": str(exc)}
+                log.error("reload refused, the running configuration stays: %s", exc)
+                self.notifier.reloaded(self.status_line())
+                return
+            old = self.config
+            restart = [name for name in RESTART_SECTIONS if _section(old, name) != _section(new, name)]
+            self.config = new = replace(new, **{name: getattr(old, name) for name in restart})
+            REDACTOR.add(new.token)
+            self.last_reload = {"ok": True, "restart_needed": restart}
+            if restart:
+                log.warning("reload: changes to %s take effect at the next restart (systemctl restart appliance)",
+                            ", ".join(f"[{name}]" for name in restart))
+            if self.speaker is not None:
+                self.speaker.volume = new.speaker.volume
+            if _identity(old) != _identity(new) or old.buttons != new.buttons:
+                was_joined = self.call.state is not CallState.IDLE
+                log.info("configuration changed the room, user, server or buttons: rejoining")
+                await self._stop_call()
+                current_room[:] = [new.room.id]
+                self._start_call()
+                if was_joined or (new.room.auto_join and self.auto_join_enabled):
+                    self.call.join()
+            self.notifier.reloaded(self.status_line())
+            log.info("configuration reloaded")
 
     # -- reporting ------------------------------------------------------------
 
-    def status_line(self) -> str:
+    def _call_line(self) -> str:
         call = self.call
         room = call.room_id  # during a reload, the room being left, not the new one
         if call.state is CallState.IN_CALL:
@@ -239,6 +289,11 @@ class Daemon:
         if call.state is CallState.LEAVING:
             return f"Leaving {room}"
         return f"Idle: {room}" + (f" ({call.detail})" if call.detail else "")
+
+    def status_line(self) -> str:
+        """The call's state, and a refused reload until one succeeds (for STATUS= and the CLI)."""
+        refused = self.last_reload is not None and not self.last_reload["ok"]
+        return self._call_line() + ("; reload refused, see the log" if refused else "")
 
     def _changed(self, call: Call) -> None:
         if self.buttons is not None:
@@ -257,6 +312,7 @@ class Daemon:
             "user": self.call.user.user_id,
             "muted": self.call.muted,
             "screen": {"state": self.screen.state.value, "detail": self.screen.detail},
+            "reload": self.last_reload,
             "speaker": {"underruns": self.speaker.underruns} if self.speaker is not None else None,
             "participants": [{"user_id": u.user_id, "user_name": u.user_name} for u in engine.users],
             "publishing": {
@@ -305,29 +361,3 @@ class Daemon:
 
 def _quality_dict(quality: StreamQuality | None) -> dict[str, Any] | None:
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(quality).items()} if quality else None
-
-
-def _room_field(record: logging.LogRecord) -> bool:
-    """Every journal entry carries the room (ROOM=) when there is one."""
-    if not hasattr(record, "ROOM") and _current_room:
-        record.ROOM = _current_room[0]
-    return True
-
-
-_current_room: list[str] = []
-
-
-def configure_logging() -> None:
-    """journald with structured fields under systemd, plain stderr otherwise."""
-    level = os.environ.get("APPLIANCE_LOG_LEVEL", "INFO")
-    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
-        from systemd.journal import JournalHandler
-
-        handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER="appliance")
-        handler.addFilter(_room_field)
-    else:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    logging.getLogger("aioice").setLevel(logging.WARNING)
-    logging.getLogger("aiortc").setLevel(logging.WARNING)

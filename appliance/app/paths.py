@@ -8,3 +8,6 @@ from pathlib import Path
 
 CONFIG = Path("/etc/appliance/appliance.toml")
 CONTROL_SOCKET = "/run/appliance/control.sock"
+# Members of this group may use the admin socket; the service's own group,
+# which can read the token, is not used for that.
+ADMIN_GROUP = "appliance-admin"

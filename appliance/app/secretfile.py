@@ -48,9 +48,9 @@ def read_secret_file(path: Path | str) -> str:
             raise SecretFileError(f"{path} is not a regular file")
         mode = stat.S_IMODE(info.st_mode)
         if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):
-            raise SecretFileError(
-                f"{path} is {'readable' if mode & stat.S_IROTH else 'writable'} by others (mode {mode:04o}); "
-                "chmod 600 (or 640) it", permissions=True)
+            who = ("readable by others" if mode & stat.S_IROTH else "writable by others" if mode & stat.S_IWOTH
+                   else "writable by its group" if mode & stat.S_IWGRP else "executable by others")
+            raise SecretFileError(f"{path} is {who} (mode {mode:04o}); chmod 600 (or 640) it", permissions=True)
         if info.st_uid not in (0, os.geteuid()):
             raise SecretFileError(f"{path} belongs to uid {info.st_uid}, not to root or to uid {os.geteuid()}",
                                   permissions=True)

@@ -45,7 +45,8 @@ def check_stream_id(stream_id: object) -> str:
 
 
 def check_user_name(user_name: object) -> str:
-    """User names are free text (may be empty) of at most 256 bytes."""
-    if not isinstance(user_name, str) or len(user_name.encode()) > USER_NAME_MAX:
-        raise EngineError(ErrorCode.INVALID_USER_ID, f"user name must be text of at most {USER_NAME_MAX} bytes")
+    """User names are one line of printable text (may be empty) of at most 256 bytes."""
+    if not isinstance(user_name, str) or len(user_name.encode()) > USER_NAME_MAX or not user_name.isprintable():
+        raise EngineError(ErrorCode.INVALID_USER_ID,
+                          f"user name must be one line of printable text of at most {USER_NAME_MAX} bytes")
     return user_name
