@@ -56,6 +56,7 @@ class NotifySocket:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.messages: list[tuple[float, str]] = []
+        self.datagrams: list[str] = []  # each as it arrived, lines and all
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(path))
         self._sock.settimeout(0.2)
@@ -69,7 +70,8 @@ class NotifySocket:
                 data = self._sock.recv(4096)
             except TimeoutError:
                 continue
-            for line in data.decode().splitlines():
+            self.datagrams.append(data.decode(errors="replace"))
+            for line in data.decode(errors="replace").splitlines():
                 self.messages.append((time.monotonic(), line))
 
     def lines(self, prefix: str) -> list[str]:

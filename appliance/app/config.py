@@ -142,7 +142,7 @@ class ControlConfig:
     socket: str = _rule(paths.CONTROL_SOCKET, max_len=MAX_SOCKET_PATH)
     # Who may use the admin socket besides the service: members of this group.
     group: str = _rule(paths.ADMIN_GROUP, max_len=32)
-    watchdog_interval: float = _rule(0.0, range=(0, 60))  # 0: half of systemd's WatchdogSec
+    watchdog_interval: float = _rule(0.0, range=(0, 60))  # 0: a third of systemd's WatchdogSec
 
 
 @dataclass(frozen=True)

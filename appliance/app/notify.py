@@ -44,8 +44,9 @@ class Notifier:
     def __init__(self, interval: float = 0.0) -> None:
         address = os.environ.get("NOTIFY_SOCKET", "")
         usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
-        # Ping at half of WatchdogSec, as systemd advises, unless configured.
-        self.interval = interval or (usec / 2_000_000 if usec else 0.0)
+        # A third of WatchdogSec unless configured: one late ping still keeps
+        # every gap within half of it.
+        self.interval = interval or (usec / 3_000_000 if usec else 0.0)
         self.watchdog_usec = usec
         self._address = "\0" + address[1:] if address.startswith("@") else address
         self._socket: socket.socket | None = None
