@@ -138,3 +138,26 @@ def test_missing_main_file(tmp_path):
 def test_the_example_is_valid():
     result = check_config(EXAMPLE)
     assert result.returncode == 0 and "OK" in result.stdout
+
+
+def test_the_docs_list_every_key_with_its_default_and_limits():
+    """docs/configuration.md's table agrees with the rules in the code."""
+    from appliance.app.config import SECTIONS
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): line for line in docs.splitlines() if line.startswith("| `")}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            row = rows.get(f"{section}.{f.name}")
+            assert row is not None, f"{section}.{f.name} is not in docs/configuration.md"
+            default = f.default
+            shown = ("[]" if default == () else str(default).lower() if isinstance(default, bool)
+                     else f'"{default}"' if isinstance(default, str) else str(default))
+            assert f"`{shown}`" in row, f"{section}.{f.name}: default {shown} not in {row}"
+            rule = f.metadata
+            expected = [f"{rule['range'][0]} to {rule['range'][1]}"] if "range" in rule else []
+            expected += [f"at most {rule['max_len']} bytes"] if "max_len" in rule and "items" not in rule else []
+            expected += [f"at most {rule['items']}"] if "items" in rule else []
+            expected += [f"`{choice}`" for choice in rule.get("choices", ())]
+            for text in expected:
+                assert text in row, f"{section}.{f.name}: {text!r} not in {row}"

@@ -12,6 +12,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from appliance.app import logs
 from appliance.app.call import CallState
 from appliance.app.config import load_config
 from appliance.app.daemon import Daemon
@@ -192,6 +193,7 @@ async def test_reload_to_a_new_room_rejoins_with_media(appliance, janus, room_id
                        what="20 frames of the appliance in the new room within 5 s of the reload")
     print(f"20 frames in the new room {asyncio.get_running_loop().time() - reloaded:.2f} s after the reload")
     assert appliance.call.room_id == new_room and not appliance.camera.closed
+    assert logs.current_room == [new_room], "journald's ROOM= follows the room"
 
 
 async def test_the_loop_stays_responsive_while_hanging_up_eleven_streams(appliance, janus, room_id, engines):

@@ -1,6 +1,8 @@
 """Soak: the appliance in a call for minutes (``--soak-minutes``, 2 in CI; ``make
-soak MINUTES=30``), with the remote's stream coming and going; reports resident
-memory and open file descriptors, which must not grow without bound."""
+soak MINUTES=30``), with the remote's stream coming and going. Resident memory
+may grow by at most ``RSS_SLOPE_MB`` per stream cycle, a least-squares fit over
+the second half of the cycles (at least ``MIN_CYCLES`` of them; the first ones
+warm caches and allocator arenas up); open descriptors and threads stay flat."""
 
 from __future__ import annotations
 
@@ -30,6 +32,23 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+RSS_SLOPE_MB = 0.5
+MIN_CYCLES = 10
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of ``points`` (y per x)."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
+
+
 async def test_soak(janus, room_id, tmp_path, engines, request, monkeypatch):
     minutes = request.config.getoption("--soak-minutes")
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
@@ -43,22 +62,28 @@ async def test_soak(janus, room_id, tmp_path, engines, request, monkeypatch):
         samples = []
         started = time.monotonic()
         cycle = 0
-        while time.monotonic() - started < minutes * 60 or cycle < 2:
+        while time.monotonic() - started < minutes * 60 or cycle < MIN_CYCLES:
             # The remote's stream comes and goes: players, tiles and buffers are made and freed.
-            await remote.start_publishing_stream("remote-main", video=TestPatternSource(EncoderSettings(320, 180, 15)),
-                                                 audio=ToneSource(660))
+            video, audio = TestPatternSource(EncoderSettings(320, 180, 15)), ToneSource(660)
+            await remote.start_publishing_stream("remote-main", video=video, audio=audio)
             await rec.wait_for(lambda: daemon.screen.picture_rect("remote-main") is not None, what="remote on screen")
             await asyncio.sleep(5)
             await remote.stop_publishing_stream("remote-main")
+            video.close()  # the test opened them
+            audio.close()
             await rec.wait_for(lambda: daemon.screen.tile_rect("remote-main") is None, what="tile gone")
-            samples.append((time.monotonic() - started, rss_mb(), open_fds()))
+            await asyncio.sleep(1)  # the deferred collection of the closed links
+            samples.append((rss_mb(), open_fds(), threads()))
             cycle += 1
-        first, last = samples[min(1, len(samples) - 1)], samples[-1]  # the first cycle warms caches up
-        print(f"soak {minutes} min, {cycle} stream cycles: RSS {first[1]:.1f} -> {last[1]:.1f} MB "
-              f"({last[1] - first[1]:+.1f}), open fds {first[2]} -> {last[2]} ({last[2] - first[2]:+d})")
-        print("RSS by cycle (MB):", " ".join(f"{rss:.0f}" for _, rss, _ in samples))
-        assert last[2] - first[2] <= 4, "file descriptors leak"
-        assert last[1] - first[1] < 40, "memory grows"
+        warm = samples[len(samples) // 2:]
+        growth = slope([(n, rss) for n, (rss, _, _) in enumerate(warm)])
+        first, last = warm[0], warm[-1]
+        print(f"soak {minutes} min, {cycle} stream cycles: RSS {first[0]:.1f} -> {last[0]:.1f} MB, "
+              f"slope {growth:+.2f} MB/cycle; open fds {first[1]} -> {last[1]}; threads {first[2]} -> {last[2]}")
+        print("RSS by cycle (MB):", " ".join(f"{rss:.0f}" for rss, _, _ in samples))
+        assert growth <= RSS_SLOPE_MB, f"memory grows by {growth:.2f} MB a cycle"
+        assert max(fds for _, fds, _ in warm) - min(fds for _, fds, _ in warm) <= 4, "file descriptors leak"
+        assert max(n for _, _, n in warm) - min(n for _, _, n in warm) <= 2, "threads leak"
         assert daemon.call.state is CallState.IN_CALL
     finally:
         daemon.stop()
