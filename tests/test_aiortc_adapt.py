@@ -47,3 +47,40 @@ def test_the_command_says_it_in_one_line_at_import():
     assert result.returncode == 69, result.stderr
     assert result.stderr.count("\n") == 1 and "untested aiortc version" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_a_connection_that_fails_while_connecting_reaches_the_link(janus, room_id, engines, monkeypatch,
+                                                                        caplog):
+    """What a sandbox without write+execute memory did to the DTLS handshake:
+    the failure must reach the publisher's state, which retries, not die in a
+    task nobody awaits."""
+    import gc
+
+    from appliance.engine import PublisherState, User
+    from appliance.media import EncoderSettings
+    from appliance.testing import TestPatternSource
+
+    from .conftest import profile_for
+
+    real_start = RTCDtlsTransport.start
+
+    async def refused(self, remote_parameters):  # type: ignore[no-untyped-def]
+        raise MemoryError("Cannot allocate write+execute memory for ffi.callback()")
+
+    monkeypatch.setattr(RTCDtlsTransport, "start", refused)
+    engine, rec = engines(profile_for(janus, reconnect_min_delay=0.2, reconnect_max_delay=0.5))
+    await engine.login_room(room_id, User("alice"))
+    source = TestPatternSource(EncoderSettings(160, 90, fps=10))
+    await engine.start_publishing_stream("cam", video=source)
+
+    def failed_with_memory_error() -> bool:
+        return any("MemoryError: Cannot allocate write+execute memory" in args[3]["detail"]
+                   for args in rec.of("publisher_state_update") if args[1] is PublisherState.REQUESTING)
+
+    await rec.wait_for(failed_with_memory_error, timeout=5, what="the failure in a REQUESTING detail")
+    monkeypatch.setattr(RTCDtlsTransport, "start", real_start)
+    await rec.wait_for(lambda: engine.publisher_state("cam") is PublisherState.PUBLISHING, timeout=10,
+                       what="publishing once the handshake works again")
+    gc.collect()
+    assert "Task exception was never retrieved" not in caplog.text
+    source.close()

@@ -46,7 +46,7 @@ def documented_keys() -> dict[str, set[str]]:
 
 
 def emit_calls() -> list[tuple[str, str, int]]:
-    """(file, event, number of arguments) of every ``emit`` in the engine.
+    """(file, event, number of arguments) of every ``self._emitter.emit`` in the engine.
 
     ``self.STATE_EVENT``/``self.QUALITY_EVENT`` stand for every value that a
     class assigns to that attribute.
@@ -62,7 +62,8 @@ def emit_calls() -> list[tuple[str, str, int]]:
     calls = []
     for path, tree in trees.items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "emit":
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "emit"
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "_emitter"):
                 first = node.args[0]
                 names = ({first.value} if isinstance(first, ast.Constant)
                          else attributes[first.attr] if isinstance(first, ast.Attribute) else set())

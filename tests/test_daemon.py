@@ -260,3 +260,22 @@ def _screenshot_request(path: str) -> bytes:
 async def _until(predicate) -> None:  # type: ignore[no-untyped-def]
     while not predicate():
         await asyncio.sleep(0.05)
+
+
+async def test_status_says_no_media_while_the_stream_does_not_flow(appliance, monkeypatch):
+    """In call but the media connection fails (as in a sandbox refusing the DTLS
+    stack write+execute memory): STATUS= must not just say "In call"."""
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    real_start = RTCDtlsTransport.start
+
+    async def refused(self, remote_parameters):  # type: ignore[no-untyped-def]
+        raise MemoryError("Cannot allocate write+execute memory for ffi.callback()")
+
+    monkeypatch.setattr(RTCDtlsTransport, "start", refused)
+    appliance.call.join()
+    await asyncio.wait_for(_until(lambda: "no media: " in appliance.status_line()
+                                  and "MemoryError" in appliance.status_line()), 15)
+    assert appliance.status_line().startswith("In call: ") and appliance.status()["media_problem"]
+    monkeypatch.setattr(RTCDtlsTransport, "start", real_start)
+    await asyncio.wait_for(_until(lambda: "no media" not in appliance.status_line()), 20)

@@ -45,7 +45,7 @@ from ..engine.backoff import Backoff
 from ..engine.engine import Engine
 from ..engine.errors import ErrorCode, one_line
 from ..engine.profile import RoomConfig, Stream, User
-from ..engine.states import RoomState, RoomStateReason, UpdateType
+from ..engine.states import PublisherState, RoomState, RoomStateReason, UpdateType
 from ..engine.tracks import AudioSource, EncodedVideoSource
 from ..media.speaker import Speaker
 from ..screen.compositor import Compositor, ScreenState
@@ -98,9 +98,12 @@ class Call:
         self._lock = asyncio.Lock()
         self._shown: set[str] = set()  # streams given to the screen and speaker
         self._login_failure = ""
+        # Why the call's own stream is not flowing ("" while it publishes).
+        self.media_problem = ""
         engine.on("room_state_update", self._on_room_state)
         engine.on("room_stream_update", self._on_streams)
         engine.on("room_user_update", self._on_users)
+        engine.on("publisher_state_update", self._on_publisher)
 
     @property
     def stream_id(self) -> str:
@@ -198,6 +201,13 @@ class Call:
             else:
                 await self.engine.stop_playing_stream(stream.stream_id)
                 self._drop_stream(stream.stream_id)
+
+    def _on_publisher(self, stream_id: str, state: PublisherState, code: ErrorCode, extended: dict[str, Any]) -> None:
+        if stream_id == self.stream_id:
+            problem = "" if state is PublisherState.PUBLISHING else extended.get("detail") or state.value
+            if problem != self.media_problem:
+                self.media_problem = problem
+                self._set(self.state)
 
     def _on_users(self, room_id: str, update: UpdateType, users: list[User]) -> None:
         self._set(self.state)  # the participant count changed

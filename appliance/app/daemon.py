@@ -281,7 +281,8 @@ class Daemon:
         call = self.call
         room = call.room_id  # during a reload, the room being left, not the new one
         if call.state is CallState.IN_CALL:
-            return f"In call: {room}, {call.participants} participants{', muted' if call.muted else ''}"
+            line = f"In call: {room}, {call.participants} participants{', muted' if call.muted else ''}"
+            return f"{line}; no media: {call.media_problem}" if call.media_problem else line
         if call.state is CallState.JOINING:
             return f"Joining {room}: {call.detail}" if call.detail else f"Joining {room}"
         if call.state is CallState.RECONNECTING:
@@ -311,6 +312,7 @@ class Daemon:
             "room": self.call.room_id,
             "user": self.call.user.user_id,
             "muted": self.call.muted,
+            "media_problem": self.call.media_problem,
             "screen": {"state": self.screen.state.value, "detail": self.screen.detail},
             "reload": self.last_reload,
             "speaker": {"underruns": self.speaker.underruns} if self.speaker is not None else None,

@@ -12,6 +12,12 @@ aiortc has no public API for three things an appliance needs:
   start the handshake once it is ready.
 - **ICE host interfaces.** aioice gathers host candidates on every interface;
   an appliance with a LAN, a VPN and Wi-Fi often must use only one.
+- **A connection that fails while connecting.** aiortc starts ICE, DTLS and
+  the RTP senders and receivers in a task nobody awaits; an exception there
+  (a DTLS stack refused write+execute memory by a sandbox, say) is only
+  "never retrieved", and the connection stays "connecting" for ever. The task
+  is wrapped so that its failure is emitted as ``"connectfailure"`` with one
+  line saying why, for the link to tear down and retry.
 
 Each adaptation is checked when this module is imported: if the aiortc or
 aioice internals it touches are not as read from the tested versions, the
@@ -80,6 +86,14 @@ def check() -> None:
         and 'self._role == "server"' in _source(RTCDtlsTransport),
         "RTCDtlsTransport no longer takes its role from _set_role()",
     )
+    connect = getattr(RTCPeerConnection, "_RTCPeerConnection__connect", None)
+    _require(
+        (connect is _connect_reporting_failure or
+         (inspect.iscoroutinefunction(connect) and _parameters(connect) == ["self"]))
+        and "asyncio.ensure_future(self.__connect())" in _source(RTCPeerConnection)
+        and callable(getattr(RTCPeerConnection, "emit", None)),
+        "RTCPeerConnection no longer connects its transports in a __connect() task",
+    )
     _require(
         _parameters(getattr(aioice.ice, "get_host_addresses", None)) == ["use_ipv4", "use_ipv6"]
         and "get_host_addresses(" in _source(aioice.ice.Connection.gather_candidates),
@@ -87,7 +101,16 @@ def check() -> None:
     )
 
 
+async def _connect_reporting_failure(pc: RTCPeerConnection) -> None:
+    try:
+        await _original_connect(pc)
+    except Exception as exc:  # CancelledError is not an Exception: a close still cancels it
+        pc.emit("connectfailure", f"{type(exc).__name__}: {exc}")
+
+
+_original_connect = getattr(RTCPeerConnection, "_RTCPeerConnection__connect", None)
 check()
+RTCPeerConnection._RTCPeerConnection__connect = _connect_reporting_failure  # type: ignore[attr-defined]
 
 
 def route_keyframe_requests(sender: RTCRtpSender, request_keyframe: Callable[[], None]) -> None:

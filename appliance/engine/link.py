@@ -22,7 +22,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from .backoff import Backoff
-from .errors import EngineError, ErrorCode
+from .errors import EngineError, ErrorCode, one_line
 from .events import EventEmitter
 from .ice import rtc_configuration
 from .janus import VIDEOROOM, JanusConnection
@@ -50,6 +50,7 @@ class Link:
     def __init__(self, room: Room, emitter: EventEmitter, stream_id: str) -> None:
         self.stream_id = stream_id
         self.state = self.IDLE
+        self._reported_code = ErrorCode.SUCCESS
         self.error = ErrorCode.SUCCESS
         self.detail = ""
         self._room = room
@@ -61,6 +62,7 @@ class Link:
         self._handle: int | None = None
         self._broken = asyncio.Event()
         self._broken_code = ErrorCode.SUCCESS
+        self._broken_why = ""
         self._side_tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         # Structured fields for journald (JournalHandler sends record attributes).
@@ -134,7 +136,7 @@ class Link:
             await self._teardown()
 
     async def _establish(self, connection: JanusConnection) -> None:
-        self._broken = asyncio.Event()
+        self._broken, self._broken_why = asyncio.Event(), ""
         self._connection = connection
         self._handle = await connection.attach(VIDEOROOM)
         self._room.listen(self._handle, self._on_janus_event)
@@ -146,12 +148,17 @@ class Link:
             if pc.connectionState == "connected":
                 connected.set()
             elif pc.connectionState in ("failed", "closed"):
-                self._break(ErrorCode.MEDIA_CONNECTION_FAILED)
+                self._break(ErrorCode.MEDIA_CONNECTION_FAILED, f"the media connection {pc.connectionState}")
+
+        @pc.on("connectfailure")  # see aiortc_adapt: aiortc's connecting task failed
+        def on_failure(why: str) -> None:
+            self._break(ErrorCode.MEDIA_CONNECTION_FAILED, why)
 
         await self._negotiate(connection, self._handle, pc)
         await first_of(connected.wait(), self._broken.wait(), timeout=self._profile.request_timeout)
         if not connected.is_set():
-            raise EngineError(ErrorCode.MEDIA_CONNECTION_FAILED, "the media connection to janus did not come up")
+            why = f": {self._broken_why}" if self._broken_why else ""
+            raise EngineError(ErrorCode.MEDIA_CONNECTION_FAILED, f"the media connection to janus did not come up{why}")
 
     async def _wait_broken(self, room_broken: asyncio.Event) -> None:
         await first_of(room_broken.wait(), self._broken.wait(), *self._watchers())
@@ -159,18 +166,18 @@ class Link:
             self.error, self.detail = ErrorCode.NETWORK_INTERRUPTED, "the room's connection was lost; reconnecting"
         elif self._broken.is_set():
             self.error = self._broken_code
-            self.detail = f"the media connection ended ({self.error.name}); re-establishing"
+            self.detail = f"the media connection ended ({self._broken_why or self.error.name}); re-establishing"
             log.warning("%s %r: %s; re-establishing", type(self).__name__.lower(), self.stream_id, self.error.name,
                         extra=self._fields)
 
-    def _break(self, code: ErrorCode) -> None:
+    def _break(self, code: ErrorCode, why: str) -> None:
         if not self._broken.is_set():
-            self._broken_code = code
+            self._broken_code, self._broken_why = code, one_line(why, 120)
             self._broken.set()
 
     def _on_janus_event(self, message: dict[str, Any]) -> None:
         if message.get("janus") in ("hangup", "detached"):
-            self._break(ErrorCode.MEDIA_CONNECTION_FAILED)
+            self._break(ErrorCode.MEDIA_CONNECTION_FAILED, f"janus sent {message['janus']!r}")
 
     async def _report_quality(self) -> None:
         meter = QualityMeter()
@@ -202,9 +209,11 @@ class Link:
         self._connection = None
 
     def _set_state(self, state: Enum, code: ErrorCode, detail: str) -> None:
-        if state is self.state:
+        # Requesting again is news when the reason changed (a retry failing
+        # for a new reason), not at every retry.
+        if state is self.state and (state is not self.REQUESTING or code is self._reported_code):
             return
-        self.state = state
+        self.state, self._reported_code = state, code
         self._emitter.emit(self.STATE_EVENT, self.stream_id, state, code, {"detail": detail})
 
 
