@@ -1,5 +1,5 @@
 # The README's commands. Each one sets up what is missing first.
-.PHONY: setup demo test bench soak
+.PHONY: setup demo test test-systemd bench soak
 
 NETNS := scripts/netns
 VENV := .venv/bin
@@ -12,6 +12,10 @@ demo: setup
 
 test: setup
 	$(NETNS) $(VENV)/python -m pytest $(PYTEST_ARGS)
+
+# The unit exactly as shipped, under a real systemd in a Debian 12 container.
+test-systemd: setup
+	scripts/test-systemd
 
 bench: setup
 	$(NETNS) $(VENV)/python -m bench

@@ -34,5 +34,5 @@ def test_security_exposure_at_most_2(unit):
 
 def test_unit_is_notify_with_watchdog_reload_and_credential():
     text = (ROOT / "systemd" / "appliance.service").read_text()
-    for line in ("Type=notify", "WatchdogSec=", "ExecReload=", "Restart=on-failure", "LoadCredential=token:"):
+    for line in ("Type=notify", "WatchdogSec=", "ExecReload=", "Restart=on-failure", "RestartPreventExitStatus=78"):
         assert line in text

@@ -79,7 +79,7 @@ class ControlServer:
             raise ConfigError("control", "control.socket", f"cannot listen on {self.path}: {exc.strerror}") from None
         finally:
             os.umask(old_umask)
-        if gid is not None:
+        if gid is not None and self.path.stat().st_gid != gid:
             try:
                 os.chown(self.path, -1, gid)
             except PermissionError:  # the service is not a member of that group

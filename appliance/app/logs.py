@@ -68,12 +68,14 @@ def configure_logging() -> None:
         from systemd.journal import JournalHandler
 
         handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER="appliance")
+        handler.setFormatter(logging.Formatter("%(message)s"))  # level and logger are journal fields
         handler.addFilter(_room_field)
     else:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(REDACTOR)
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.captureWarnings(True)  # gpiozero's pin-factory fallbacks, as log lines
     logging.getLogger("aioice").setLevel(logging.WARNING)
     logging.getLogger("aiortc").setLevel(logging.WARNING)
     logging.getLogger("websockets").setLevel(logging.INFO)

@@ -129,6 +129,7 @@ class Link:
                     await asyncio.sleep(backoff.next_delay())
                 continue
             backoff.reset()
+            log.info("%s %r: %s", type(self).__name__.lower(), self.stream_id, self.ACTIVE.value, extra=self._fields)
             self._set_state(self.ACTIVE, ErrorCode.SUCCESS, "media flowing")
             self.error, self.detail = ErrorCode.SUCCESS, ""
             self._side_tasks.append(asyncio.create_task(self._report_quality()))

@@ -1,0 +1,103 @@
+"""The unit exactly as shipped, under a real systemd (252, PID 1 of a Debian 12
+container with a private network), installed by install-pi."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from .conftest import configure, remote, start_janus
+from .container import Container
+
+
+def main_pid(box: Container) -> int:
+    return int(box.run("systemctl", "show", "-p", "MainPID", "--value", "appliance").stdout.strip())
+
+
+def status_text(box: Container) -> str:
+    return box.run("systemctl", "status", "appliance", "--no-pager", check=False).stdout
+
+
+def active(box: Container) -> bool:
+    return box.run("systemctl", "is-active", "appliance", check=False).stdout.strip() == "active"
+
+
+def test_the_shipped_unit_carries_a_call_and_behaves_as_a_service(container: Container):
+    box = container
+    start_janus(box)
+    configure(box, "room-a")
+    box.run("systemctl", "restart", "appliance")  # Type=notify: returns once READY=1 has arrived
+    assert active(box), status_text(box)
+    assert "active (running)" in status_text(box)
+
+    # Media both ways: a remote in the container receives the appliance's video
+    # and tone, and the appliance plays the remote's stream.
+    got = remote(box, "room-a", "--frames", "45")
+    print("remote received:", got)
+    assert got["video_frames"] >= 45 and got["audio_frames"] >= 50 and got["tone_hz"] == 440
+    status = box.run("appliance", "status", "--json", user="root").stdout
+    assert '"state": "in call"' in status
+
+    # systemctl status shows STATUS=; the journal carries ROOM= and STREAM=.
+    box.wait_until(lambda: 'Status: "In call: room-a' in status_text(box), 20, "STATUS= in systemctl status")
+    verbose = box.run("journalctl", "-u", "appliance", "-o", "verbose", "--no-pager").stdout
+    assert "ROOM=room-a" in verbose and re.search(r"STREAM=\S+", verbose), verbose[-2000:]
+
+    # The admin socket: a member of the admin group may use it, others may not.
+    box.run("useradd", "--groups", "appliance-admin", "alice")
+    box.run("useradd", "bob")
+    assert "In call" in box.run("appliance", "status", user="alice").stdout
+    refused = box.run("appliance", "status", user="bob", check=False)
+    assert refused.returncode == 69 and "Permission denied" in refused.stderr, refused.stderr
+
+    # A reload to another room rejoins there, with media.
+    configure(box, "room-b")
+    box.run("systemctl", "reload", "appliance")
+    got = remote(box, "room-b", "--frames", "20")
+    assert got["video_frames"] >= 20, got
+    box.wait_until(lambda: 'Status: "In call: room-b' in status_text(box), 20, "the new room on STATUS=")
+
+    # A hung process (SIGSTOP) is killed by the watchdog and restarted.
+    hung = main_pid(box)
+    box.run("kill", "-STOP", str(hung))
+    stopped_at = time.monotonic()
+    box.wait_until(lambda: main_pid(box) not in (0, hung) and active(box), 40, "a restart by the watchdog")
+    print(f"watchdog restart after {time.monotonic() - stopped_at:.1f} s")
+    assert "Watchdog timeout" in box.run("journalctl", "-u", "appliance", "--no-pager").stdout
+
+    # A clean stop: the remote sees the appliance's stream leave.
+    box.run("bash", "-c", "/opt/appliance/.venv/bin/python /opt/appliance/tests/systemd/remote.py --room room-b "
+            "--user watcher --until-gone --seconds 40 > /tmp/watch.json 2>&1 &")
+    box.wait_until(lambda: '"present": true' in box.run("cat", "/tmp/watch.json", check=False).stdout, 30,
+                   "the watcher seeing the appliance")
+    box.run("systemctl", "stop", "appliance")
+    box.wait_until(lambda: '"gone": true' in box.run("cat", "/tmp/watch.json", check=False).stdout, 30,
+                   "the watcher seeing the stream go")
+    assert box.run("systemctl", "show", "-p", "Result", "--value", "appliance").stdout.strip() == "success"
+    journal = box.run("journalctl", "-u", "appliance", "--no-pager", "-o", "cat").stdout
+    assert "Traceback" not in journal and "never retrieved" not in journal, journal[-3000:]
+
+
+def test_a_token_file_that_is_empty_or_readable_by_all_stops_it_with_one_line(container: Container):
+    box = container
+    for content, mode, says in (("", 0o640, "is empty"), ("1,janus,janus.plugin.videoroom:c2ln\n", 0o644,
+                                                          "readable by others")):
+        box.write("/etc/appliance/token", content, mode, "root:appliance")
+        configure(box, "room-a", token_file="/etc/appliance/token")
+        box.run("systemctl", "reset-failed", "appliance", check=False)
+        assert box.run("systemctl", "restart", "appliance", check=False).returncode != 0
+        time.sleep(3)  # RestartSec=2: a restart loop would show by now
+        show = box.run("systemctl", "show", "-p", "ExecMainStatus", "-p", "NRestarts", "-p", "ActiveState",
+                       "appliance").stdout
+        assert "ExecMainStatus=78" in show and "NRestarts=0" in show and "ActiveState=failed" in show, show
+        invocation = box.run("systemctl", "show", "-p", "InvocationID", "--value", "appliance").stdout.strip()
+        lines = box.run("journalctl", f"_SYSTEMD_INVOCATION_ID={invocation}", "_COMM=appliance", "-o", "cat",
+                        "--no-pager").stdout.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0] and "/etc/appliance/token" in lines[0], lines
+
+
+def test_the_exposure_online_is_at_most_2(container: Container):
+    out = container.run("systemd-analyze", "security", "appliance", "--no-pager").stdout
+    level = float(re.search(r"Overall exposure level for appliance.service: (\d+\.\d+)", out).group(1))
+    print(f"exposure {level}")
+    assert level <= 2.0
