@@ -13,8 +13,9 @@ from picamera2.outputs import Output
 
 from appliance.engine import PublisherState, User
 from appliance.media import EncoderSettings
+from appliance.media.board import choose_encoder
 from appliance.media.capture import CameraStream
-from appliance.media.picamera import PacketOutput, PiCameraSource, choose_encoder
+from appliance.media.picamera import PacketOutput, PiCameraSource
 from appliance.testing import read_stamp
 
 from .conftest import profile_for

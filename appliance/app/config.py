@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from ..engine.errors import EngineError
 from ..engine.ids import check_room_id, check_user_id, check_user_name
+from ..media.board import ENCODER_MODES
 from . import paths
 from .secretfile import SecretFileError, read_secret_file
 
@@ -91,7 +92,7 @@ class RoomSection:
 @dataclass(frozen=True)
 class CameraConfig:
     source: str = _rule("pi", choices=("pi", "usb", "test", "none"))
-    encoder: str = _rule("auto", choices=("auto", "hardware", "software"))
+    encoder: str = _rule("auto", choices=ENCODER_MODES)
     device: str = _rule("/dev/video0", max_len=MAX_PATH)
     input_format: str = _rule("", max_len=32)
     width: int = _rule(1280, range=(16, 3840), even=True)

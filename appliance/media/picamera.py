@@ -12,19 +12,13 @@ encodes them. ``encoder = "auto"`` picks by board.
 This module imports picamera2, which on a Pi comes from apt
 (``python3-picamera2``).
 
-Which encoder ``encoder = "auto"`` takes on which board:
-
->>> choose_encoder("auto", "Raspberry Pi 4 Model B Rev 1.4")
-'hardware'
->>> choose_encoder("auto", "Raspberry Pi 5 Model B Rev 1.0")
-'software'
+Which encoder ``encoder = "auto"`` takes is decided in :mod:`~appliance.media.board`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import av
@@ -32,33 +26,11 @@ from picamera2 import Picamera2
 from picamera2.encoders.h264_encoder import H264Encoder as HardwareH264Encoder
 from picamera2.outputs import Output
 
+from .board import choose_encoder
 from .capture import CameraStream, CaptureSource
 from .encoder import EncoderSettings, H264Encoder
 
 log = logging.getLogger(__name__)
-
-ENCODER_MODES = ("auto", "hardware", "software")
-
-
-def board_model(path: Path = Path("/proc/device-tree/model")) -> str:
-    """The board's model string (``Raspberry Pi 4 Model B Rev 1.4``), or ``""``."""
-    try:
-        return path.read_bytes().rstrip(b"\0").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def choose_encoder(mode: str, model: str | None = None) -> str:
-    """``hardware`` or ``software`` for a configured ``auto|hardware|software``."""
-    if mode not in ENCODER_MODES:
-        raise ValueError(f"encoder must be one of {', '.join(ENCODER_MODES)}, not {mode!r}")
-    if mode != "auto":
-        return mode
-    model = board_model() if model is None else model
-    # The Pi 5 (and anything that is not a Pi) has no V4L2 H.264 encoder.
-    has_hardware = model.startswith("Raspberry Pi") and "Raspberry Pi 5" not in model
-    return "hardware" if has_hardware else "software"
-
 
 class PacketOutput(Output):  # type: ignore[misc]
     """A picamera2 output handing each encoded frame to a :class:`CameraStream`.

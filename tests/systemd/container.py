@@ -97,7 +97,7 @@ class Container:
         return result
 
     def write(self, path: str, text: str, mode: int = 0o644, owner: str = "root:root") -> None:
-        self.run("bash", "-c", f"cat > {shlex.quote(path)} && chmod {mode:o} {shlex.quote(path)} "
+        self.run("bash", "-c", f"mkdir -p $(dirname {shlex.quote(path)}) && cat > {shlex.quote(path)} && chmod {mode:o} {shlex.quote(path)} "
                  f"&& chown {owner} {shlex.quote(path)}", input=text)
 
     def wait_until(self, predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]

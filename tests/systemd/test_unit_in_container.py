@@ -101,3 +101,67 @@ def test_the_exposure_online_is_at_most_2(container: Container):
     level = float(re.search(r"Overall exposure level for appliance.service: (\d+\.\d+)", out).group(1))
     print(f"exposure {level}")
     assert level <= 2.0
+
+
+# What a Pi's kernel shows in /proc/cpuinfo (Raspberry Pi OS, 64-bit).
+CPUINFO = {
+    "pi4": "processor\t: 0\nBogoMIPS\t: 108.00\n\nHardware\t: BCM2835\nRevision\t: c03114\n"
+           "Serial\t\t: 10000000abcdef01\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n",
+    "pi5": "processor\t: 0\nBogoMIPS\t: 108.00\n\nRevision\t: c04170\nSerial\t\t: abcdef0123456789\n"
+           "Model\t\t: Raspberry Pi 5 Model B Rev 1.0\n",
+}
+
+
+def probe_in_the_units_sandbox(box: Container, board: str | None, extra: str = "") -> dict[str, str]:
+    """Runs board_probe.py under exactly the sandbox of the installed unit.
+
+    ``board``: a Pi's /proc/cpuinfo is bound over this machine's inside the
+    probe's own mount namespace, after systemd has set up its /proc, which is
+    where the service reads a real Pi's (this x86 kernel has no device tree to
+    show, so the cpuinfo lines that gpiozero and the encoder choice fall back
+    on stand for the board).
+    """
+    import json
+
+    if board is not None:
+        box.write(f"/var/lib/fakepi/{board}", CPUINFO[board])
+    unit = box.run("cat", "/etc/systemd/system/appliance.service").stdout
+    lines = [line for line in unit.splitlines()
+             if not line.startswith(("Type=", "ExecStart=", "ExecReload=", "WatchdogSec=", "Restart"))]
+    service = lines.index("[Service]") + 1
+    lines[service:service] = [
+        "Type=oneshot",
+        "ExecStart=/opt/appliance/.venv/bin/python /opt/appliance/tests/systemd/board_probe.py",
+        *([f"BindReadOnlyPaths=/var/lib/fakepi/{board}:/proc/cpuinfo"] if board else []),
+        *([extra] if extra else []),
+    ]
+    box.write("/etc/systemd/system/appliance-probe.service", "\n".join(lines) + "\n")
+    box.run("systemctl", "daemon-reload")
+
+    def answers() -> list[str]:
+        out = box.run("journalctl", "-u", "appliance-probe", "-o", "cat", "--no-pager").stdout
+        return [line for line in out.splitlines() if line.startswith("{")]
+
+    before = len(answers())
+    box.run("systemctl", "start", "appliance-probe")
+    box.wait_until(lambda: len(answers()) > before, 10, "the probe's answer in the journal")
+    return json.loads(answers()[-1])
+
+
+def test_inside_the_unit_a_pi_4_gets_the_hardware_encoder_and_a_pi_5_the_software_one(container: Container):
+    pi4 = probe_in_the_units_sandbox(container, "pi4")
+    pi5 = probe_in_the_units_sandbox(container, "pi5")
+    print(pi4, pi5, sep="\n")
+    assert pi4 == {"model": "Raspberry Pi 4 Model B Rev 1.4", "encoder": "hardware", "gpiozero": "4B"}
+    assert pi5 == {"model": "Raspberry Pi 5 Model B Rev 1.0", "encoder": "software", "gpiozero": "5B"}
+
+
+def test_the_old_units_proc_subset_hid_the_board(container: Container):
+    """The unit as it was (ProcSubset=pid) has no /proc/cpuinfo (nor device tree) at
+    all: on a Pi the probe found no board and chose the software encoder."""
+    old = probe_in_the_units_sandbox(container, None, extra="ProcSubset=pid")
+    print(old)
+    assert old == {"model": "", "encoder": "software",
+                   "gpiozero": "FileNotFoundError: [Errno 2] No such file or directory: '/proc/cpuinfo'"}
+    assert "No such file" in container.run("systemd-run", "--wait", "--pipe", "-p", "ProcSubset=pid", "-p",
+                                           "ProtectProc=invisible", "cat", "/proc/cpuinfo", check=False).stderr
