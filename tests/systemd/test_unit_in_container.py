@@ -165,3 +165,21 @@ def test_the_old_units_proc_subset_hid_the_board(container: Container):
                    "gpiozero": "FileNotFoundError: [Errno 2] No such file or directory: '/proc/cpuinfo'"}
     assert "No such file" in container.run("systemd-run", "--wait", "--pipe", "-p", "ProcSubset=pid", "-p",
                                            "ProtectProc=invisible", "cat", "/proc/cpuinfo", check=False).stderr
+
+
+def test_install_pi_ran_twice_and_uninstalls_what_it_added(container: Container):
+    """install-pi ran when the root was built and again on this checkout
+    (scripts/test-systemd): one user, its groups, `appliance` on PATH. Then
+    --uninstall removes what it added and keeps /etc/appliance."""
+    box = container
+    assert box.run("grep", "-c", "^appliance:", "/etc/passwd").stdout.strip() == "1"
+    assert box.run("readlink", "/usr/local/bin/appliance").stdout.strip() == "/opt/appliance/.venv/bin/appliance"
+    assert "usage: appliance" in box.run("bash", "-lc", "appliance --help").stdout, "on an admin's PATH"
+    assert box.run("stat", "-c", "%a %U:%G", "/etc/appliance").stdout.strip() == "750 root:appliance"
+    box.run("/opt/appliance/scripts/install-pi", "--uninstall", "/opt/appliance")
+    for gone in ("/usr/local/bin/appliance", "/etc/systemd/system/appliance.service", "/opt/appliance/.venv"):
+        assert box.run("test", "-e", gone, check=False).returncode == 1, f"{gone} is still there"
+    assert box.run("id", "appliance", check=False).returncode == 1
+    assert box.run("getent", "group", "appliance-admin", check=False).returncode == 2
+    assert box.run("test", "-f", "/etc/appliance/appliance.toml", check=False).returncode == 0, "config kept"
+    assert box.run("systemctl", "show", "-p", "LoadState", "--value", "appliance").stdout.strip() == "not-found"
