@@ -1,5 +1,5 @@
 # The README's commands. Each one sets up what is missing first.
-.PHONY: setup demo test test-systemd bench soak
+.PHONY: setup demo test test-systemd test-arm64 bench soak
 
 NETNS := scripts/netns
 VENV := .venv/bin
@@ -16,6 +16,10 @@ test: setup
 # The unit exactly as shipped, under a real systemd in a Debian 12 container.
 test-systemd: setup
 	scripts/test-systemd
+
+# The suite (but the browser tests) on arm64 under emulation, against arm64 Janus.
+test-arm64: setup
+	scripts/test-arm64
 
 bench: setup
 	$(NETNS) $(VENV)/python -m bench

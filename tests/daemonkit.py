@@ -20,6 +20,15 @@ def write_config(directory: Path, server_url: str, room_id: str, auto_join: bool
     return path
 
 
+def poll_until(predicate, timeout: float, what, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    """Polls ``predicate`` until it holds; after ``timeout`` fails saying ``what()``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; {what()}")
+        time.sleep(interval)
+
+
 class LoopLag:
     """The event loop's worst lag, seen by a task that asks to wake every ``period``.
 
@@ -78,11 +87,7 @@ class NotifySocket:
         return [line for _, line in self.messages if line.startswith(prefix)]
 
     def wait_for(self, predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; notifications so far: {[m for _, m in self.messages][-20:]}")
-            time.sleep(0.05)
+        poll_until(predicate, timeout, lambda: f"notifications so far: {[m for _, m in self.messages][-20:]}")
 
     def close(self) -> None:
         self._stop.set()

@@ -18,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..daemonkit import poll_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -97,15 +99,12 @@ class Container:
         return result
 
     def write(self, path: str, text: str, mode: int = 0o644, owner: str = "root:root") -> None:
-        self.run("bash", "-c", f"mkdir -p $(dirname {shlex.quote(path)}) && cat > {shlex.quote(path)} && chmod {mode:o} {shlex.quote(path)} "
-                 f"&& chown {owner} {shlex.quote(path)}", input=text)
+        quoted = shlex.quote(path)
+        self.run("bash", "-c", f"mkdir -p $(dirname {quoted}) && cat > {quoted} && chmod {mode:o} {quoted} "
+                 f"&& chown {owner} {quoted}", input=text)
 
     def wait_until(self, predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.3)
+        poll_until(predicate, timeout, lambda: f"waiting for {what}", interval=0.3)
 
     def close(self) -> None:
         if self.process.poll() is None:
