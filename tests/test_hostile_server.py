@@ -8,6 +8,7 @@ import json
 import random
 from typing import Any
 
+import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -168,3 +169,21 @@ def test_hostile_events_in_a_call_leave_the_engine_working():
             await engine.destroy()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("display", [
+    '{"user_id": "a\\nb", "user_name": "Eve\\nWATCHDOG=trigger\\u001b[2J' + "x" * 5000 + '"}',
+    "[" * 3000 + "]" * 3000,
+    "Plain\nName\x07" + "y" * 5000,
+])
+def test_other_participants_texts_are_one_capped_line(display):
+    """Names and ids from other clients reach screens, logs and status: cleaned at the door."""
+    from appliance.engine.ids import STREAM_ID_MAX, USER_NAME_MAX
+    from appliance.engine.room import parse_participant
+
+    for feed in ("s:cam\nX", "u:eve:login.1", "foreign\x1b[31m" + "f" * 400):
+        participant = parse_participant(feed, display)
+        assert participant is not None
+        for value, limit in ((participant.user.user_name, USER_NAME_MAX), (participant.user.user_id, STREAM_ID_MAX),
+                             (participant.stream_id or "", STREAM_ID_MAX)):
+            assert value.isprintable() and len(value) <= limit, repr(value[:80])

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backoff import Backoff
-from .errors import EngineError, ErrorCode
+from .errors import EngineError, ErrorCode, one_line
+from .ids import STREAM_ID_MAX, USER_ID_MAX, USER_NAME_MAX
 from .events import EventEmitter
 from .janus import UNAUTHORIZED, VIDEOROOM, VIDEOROOM_ROOM_EXISTS, JanusConnection, JanusError
 from .profile import EngineProfile, RoomConfig, Stream, User
@@ -59,6 +60,12 @@ class Participant:
 
 
 def parse_participant(feed_id: object, display: object) -> Participant | None:
+    """A participant as the server describes it; every text in it one printable line, capped.
+
+    Ids and names come from other clients through the server; what reaches the
+    application (screens, logs, status) is cleaned here. The raw feed id is
+    kept for subscribing.
+    """
     if not isinstance(feed_id, str) or not feed_id:
         return None
     info: dict[str, Any] = {}
@@ -66,16 +73,22 @@ def parse_participant(feed_id: object, display: object) -> Participant | None:
         try:
             parsed = json.loads(display)
             info = parsed if isinstance(parsed, dict) else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
+
+    def text(value: object, limit: int) -> str:
+        return one_line(value, limit) if isinstance(value, str) else ""
+
     if feed_id.startswith("u:"):
         user_id, _, login = feed_id[2:].partition(":")
-        return Participant(feed_id, User(user_id, str(info.get("user_name", ""))), login.split(".")[0], None)
+        user = User(text(user_id, USER_ID_MAX), text(info.get("user_name"), USER_NAME_MAX))
+        return Participant(feed_id, user, login.split(".")[0], None)
     if feed_id.startswith("s:"):
-        user = User(str(info.get("user_id", "")), str(info.get("user_name", "")))
-        return Participant(feed_id, user, info.get("login") if isinstance(info.get("login"), str) else None, feed_id[2:])
-    name = display if isinstance(display, str) else ""
-    return Participant(feed_id, User(feed_id, name), None, feed_id)
+        user = User(text(info.get("user_id"), USER_ID_MAX), text(info.get("user_name"), USER_NAME_MAX))
+        login = info.get("login") if isinstance(info.get("login"), str) else None
+        return Participant(feed_id, user, login, text(feed_id[2:], STREAM_ID_MAX))
+    stream_id = text(feed_id, STREAM_ID_MAX)
+    return Participant(feed_id, User(stream_id, text(display, USER_NAME_MAX)), None, stream_id)
 
 
 class Room:
