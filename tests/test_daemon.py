@@ -210,7 +210,7 @@ async def test_the_loop_stays_responsive_while_hanging_up_eleven_streams(applian
         await call.hangup()
         await asyncio.sleep(1.5)  # and the garbage collection that follows
     print(f"worst loop lag while hanging up 11 streams: {lag.worst * 1000:.1f} ms over {lag.ticks} ticks")
-    assert call.state is CallState.IDLE and lag.ticks > 50
+    assert call.state is CallState.IDLE and lag.ticks > 10, "the ticker ran throughout"
     assert lag.worst <= 0.1
 
 
