@@ -131,6 +131,7 @@ CASES = [
     value("user id with a colon", "room", "user_id", '"a:b"', "not allowed"),
     value("url http", "server", "url", '"http://janus:8188/"', "ws://"),
     value("url without a host", "server", "url", '"ws:///path"', "needs a host"),
+    value("url without slashes", "server", "url", '"ws:janus:8188"', "needs //"),
     value("url port 0", "server", "url", '"ws://janus:0/"', "port"),
     value("url port 99999", "server", "url", '"ws://janus:99999/"', "1-65535"),
     value("url with a newline", "server", "url", '"ws://janus/\\nSTATUS=x"', "printable"),

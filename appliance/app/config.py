@@ -377,6 +377,8 @@ def _check_url(file: Path, key: str, url: str, schemes: tuple[str, ...]) -> None
     if scheme not in schemes:
         kinds = " or ".join(s + ("://" if s.startswith("ws") else ":") for s in schemes)
         raise ConfigError(file, key, f"must be a {kinds} URL, not {_show(url)}")
+    if scheme.startswith("ws") and not rest.startswith("//"):
+        raise ConfigError(file, key, f"{_show(url)} needs // after {scheme}:")
     parts = urlsplit(url if rest.startswith("//") else f"{scheme}://{rest.split('?')[0]}")
     try:
         port = parts.port

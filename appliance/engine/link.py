@@ -144,8 +144,12 @@ class Link:
         pc = self._pc = RTCPeerConnection(rtc_configuration(self._profile.ice_servers))
         connected = asyncio.Event()
 
+        # Only the current connection may end the link: one torn down earlier
+        # can still report its closing or its failed connecting task.
         @pc.on("connectionstatechange")
         def on_state() -> None:
+            if pc is not self._pc:
+                return
             if pc.connectionState == "connected":
                 connected.set()
             elif pc.connectionState in ("failed", "closed"):
@@ -153,7 +157,8 @@ class Link:
 
         @pc.on("connectfailure")  # see aiortc_adapt: aiortc's connecting task failed
         def on_failure(why: str) -> None:
-            self._break(ErrorCode.MEDIA_CONNECTION_FAILED, why)
+            if pc is self._pc:
+                self._break(ErrorCode.MEDIA_CONNECTION_FAILED, why)
 
         await self._negotiate(connection, self._handle, pc)
         await first_of(connected.wait(), self._broken.wait(), timeout=self._profile.request_timeout)
