@@ -279,3 +279,23 @@ async def test_status_says_no_media_while_the_stream_does_not_flow(appliance, mo
     assert appliance.status_line().startswith("In call: ") and appliance.status()["media_problem"]
     monkeypatch.setattr(RTCDtlsTransport, "start", real_start)
     await asyncio.wait_for(_until(lambda: "no media" not in appliance.status_line()), 20)
+
+
+async def test_a_reload_applies_the_volume_even_beside_a_change_that_waits_for_a_restart(janus, room_id, tmp_path,
+                                                                                          pins):
+    path = write_config(tmp_path, janus.url, room_id)
+    path.write_text(path.read_text().replace("[speaker]\nenabled = false\n",
+                                             '[speaker]\nenabled = true\ndevice = "null"\n'))
+    daemon = Daemon(load_config(path), path)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(_until(lambda: hasattr(daemon, "control")), 10)
+    try:
+        assert daemon.speaker is not None and daemon.speaker.volume == 1.0
+        path.write_text(path.read_text().replace('device = "null"\n', 'device = "default"\nvolume = 0.5\n'))
+        await daemon.reload()
+        assert daemon.last_reload == {"ok": True, "restart_needed": ["speaker"]}
+        assert daemon.speaker.volume == 0.5 and daemon.config.speaker.volume == 0.5
+        assert daemon.config.speaker.device == "null", "the device waits for a restart"
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 20) == 0

@@ -256,14 +256,16 @@ class Daemon:
                 return
             old = self.config
             restart = [name for name in RESTART_SECTIONS if _section(old, name) != _section(new, name)]
+            volume = new.speaker.volume  # applies at once, even beside a change that waits for a restart
             self.config = new = replace(new, **{name: getattr(old, name) for name in restart})
+            if self.speaker is not None:
+                self.speaker.volume = volume
+                self.config = new = replace(new, speaker=replace(new.speaker, volume=volume))
             REDACTOR.add(new.token)
             self.last_reload = {"ok": True, "restart_needed": restart}
             if restart:
                 log.warning("reload: changes to %s take effect at the next restart (systemctl restart appliance)",
                             ", ".join(f"[{name}]" for name in restart))
-            if self.speaker is not None:
-                self.speaker.volume = new.speaker.volume
             if _identity(old) != _identity(new) or old.buttons != new.buttons:
                 was_joined = self.call.state is not CallState.IDLE
                 log.info("configuration changed the room, user, server or buttons: rejoining")
@@ -348,7 +350,6 @@ class Daemon:
         else:
             return {"error": f"unknown command {command!r}; use status, join, hangup, mute or screenshot"}
         return {"state": self.call.state.value, "muted": self.call.muted}
-
 
     async def _screenshot(self) -> str:
         """The screen as base64 PNG, encoded in a thread; concurrent requests share one encoding."""
