@@ -245,3 +245,39 @@ async def test_destroy_stops_every_task_and_leaves_lent_sources_open(janus, room
         if not left:
             break
     assert left == [], f"tasks still running: {left}"
+
+
+async def test_a_stop_during_a_teardown_still_closes_the_peer_connection(janus, room_id, monkeypatch):
+    """B's player tears down when A's stream goes; B is destroyed while that
+    close is under way. The close must still finish: no ICE transport of
+    aiortc's left running."""
+    from aiortc import RTCPeerConnection
+    from aiortc.rtcicetransport import RTCIceTransport
+
+    real_close = RTCPeerConnection.close
+    closing = asyncio.Event()
+
+    async def slow_close(self):  # type: ignore[no-untyped-def]
+        closing.set()
+        await asyncio.sleep(0.3)  # long enough for the stop to land inside it
+        await real_close(self)
+
+    monkeypatch.setattr(RTCPeerConnection, "close", slow_close)
+    a, b = Engine.create(profile_for(janus)), Engine.create(profile_for(janus))
+    rec_b = Recorder(b)
+    video = TestPatternSource(EncoderSettings(width=160, height=90))
+    await a.login_room(room_id, User("alice"))
+    await a.start_publishing_stream("cam", video=video)
+    await b.login_room(room_id, User("bob"))
+    await b.start_playing_stream("cam")
+    await rec_b.wait_for(lambda: b.player_state("cam") is PlayerState.PLAYING)
+    transports: list[RTCIceTransport] = [t.receiver.transport.transport for link in b._players.values()
+                                         for t in link._pc.getTransceivers()]
+    closing.clear()  # A's own close (A's publisher) sets it too
+    await a.stop_publishing_stream("cam")
+    closing.clear()
+    await asyncio.wait_for(closing.wait(), 10)  # B's player is closing its connection...
+    await b.destroy()  # ...and is stopped during it
+    await a.destroy()
+    video.close()
+    assert transports and all(t.state == "closed" for t in transports), [t.state for t in transports]

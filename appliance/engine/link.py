@@ -64,6 +64,8 @@ class Link:
         self._broken_code = ErrorCode.SUCCESS
         self._broken_why = ""
         self._side_tasks: list[asyncio.Task[Any]] = []
+        # Peer connections still closing (see _teardown).
+        self._closing: set[asyncio.Future[None]] = set()
         self._stopping = False
         # Structured fields for journald (JournalHandler sends record attributes).
         self._fields = {"ROOM": room.room_id, "STREAM": stream_id}
@@ -84,6 +86,7 @@ class Link:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self._teardown()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         self._set_state(self.IDLE, code, "stopped" if code is ErrorCode.SUCCESS else f"stopped: {code.name}")
 
     # -- subclass hooks -------------------------------------------------------
@@ -205,8 +208,14 @@ class Link:
         self._side_tasks.clear()
         pc, self._pc = self._pc, None
         if pc is not None:
-            await pc.close()
+            # Closing runs to its end even if the link is stopped meanwhile (stop
+            # waits for it): cut short, the ICE transport, its sockets and
+            # aiortc's tasks would stay open for good.
+            closing = asyncio.ensure_future(pc.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
             del pc
+            await asyncio.shield(closing)
             collect_garbage_soon()
         handle, self._handle = self._handle, None
         if handle is not None and self._connection is not None:
