@@ -2,7 +2,7 @@
 
 Runs inside the private network namespace, writes ``bench/results.json`` and
 prints a table. Remote participants always run in processes of their own
-(``bench.publishers``), so each figure is the measured side's alone.
+(``appliance.testing.publishers``), so each figure is the measured side's alone.
 
 - ``latency_ms_p50`` / ``_p99``: capture time stamped into the remote's 720p30
   picture -> the same picture read back from the composed screen output, at the
@@ -96,7 +96,7 @@ class WatchedOutput(HeadlessOutput):
 async def measure_screen(janus: LocalJanus) -> dict[str, float]:
     """Latency to the composed screen, and join -> first frame on it."""
     room = f"bench-{uuid.uuid4().hex[:8]}"
-    publisher = spawn("bench.publishers", janus.url, room, 1, 90)
+    publisher = spawn("appliance.testing.publishers", janus.url, room, 1, 90)
     engine = Engine.create(EngineProfile(server=janus.url))
     screen = Compositor(1280, 720, "bgra", fps=30)
     output = WatchedOutput(screen, "remote-0-main")
@@ -153,7 +153,7 @@ def measure_publish_cpu(janus: LocalJanus) -> dict[str, float]:
 
 async def measure_compose(janus: LocalJanus, streams: int = 4, seconds: float = 10.0) -> dict[str, float]:
     room = f"bench-{uuid.uuid4().hex[:8]}"
-    publishers = spawn("bench.publishers", janus.url, room, streams, seconds + 15)
+    publishers = spawn("appliance.testing.publishers", janus.url, room, streams, seconds + 15)
     viewer = Engine.create(EngineProfile(server=janus.url))
     screen = Compositor(1920, 1080, "bgra", fps=30)
     output = HeadlessOutput(1920, 1080, "bgra")
@@ -218,7 +218,7 @@ def measure_start_to_ready(janus: LocalJanus) -> dict[str, float]:
 
 def measure_rss(janus: LocalJanus, seconds: float = 60) -> dict[str, float]:
     room = f"bench-{uuid.uuid4().hex[:8]}"
-    remotes = spawn("bench.publishers", janus.url, room, 3, seconds + 20)
+    remotes = spawn("appliance.testing.publishers", janus.url, room, 3, seconds + 20)
     with tempfile.TemporaryDirectory() as directory:
         process, notify = start_daemon(Path(directory), janus.url, room, auto_join=True)
         try:

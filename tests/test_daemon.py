@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -196,19 +197,23 @@ async def test_reload_to_a_new_room_rejoins_with_media(appliance, janus, room_id
     assert logs.current_room == [new_room], "journald's ROOM= follows the room"
 
 
-async def test_the_loop_stays_responsive_while_hanging_up_eleven_streams(appliance, janus, room_id, engines):
-    remote, rec = engines(profile_for(janus))
-    await remote.login_room(room_id, User("remote"))
-    for n in range(11):
-        await remote.start_publishing_stream(f"r{n}", video=TestPatternSource(EncoderSettings(160, 90, fps=10)),
-                                             audio=ToneSource(300 + n))
-    call, engine = appliance.call, appliance.engine
-    call.join()
-    await rec.wait_for(lambda: sum(engine.player_state(f"r{n}") is PlayerState.PLAYING for n in range(11)) == 11,
-                       timeout=30, what="11 streams playing")
-    async with LoopLag() as lag:
-        await call.hangup()
-        await asyncio.sleep(1.5)  # and the garbage collection that follows
+async def test_the_loop_stays_responsive_while_hanging_up_eleven_streams(appliance, janus, room_id):
+    # The eleven remotes publish from a process of their own, as the world's do:
+    # only the appliance's own work competes with the loop for the interpreter.
+    remotes = subprocess.Popen([sys.executable, "-m", "appliance.testing.publishers", janus.url, room_id, "11", "600",
+                                "160", "90", "10"])
+    try:
+        call, engine = appliance.call, appliance.engine
+        call.join()
+        streams = [f"remote-{n}-main" for n in range(11)]
+        await asyncio.wait_for(_until(lambda: sum(engine.player_state(s) is PlayerState.PLAYING for s in streams) == 11),
+                               60)
+        async with LoopLag() as lag:
+            await call.hangup()
+            await asyncio.sleep(1.5)  # and the garbage collection that follows
+    finally:
+        remotes.kill()
+        remotes.wait()
     print(f"worst loop lag while hanging up 11 streams: {lag.worst * 1000:.1f} ms over {lag.ticks} ticks")
     assert call.state is CallState.IDLE and lag.ticks > 10, "the ticker ran throughout"
     assert lag.worst <= 0.1
@@ -223,38 +228,42 @@ async def test_the_loop_stays_responsive_under_fifty_screenshots(janus, room_id,
         daemon.call.join()
         await asyncio.wait_for(_until(lambda: daemon.call.state is CallState.IN_CALL), 15)
         await asyncio.sleep(0.5)
-        # Clients in threads of their own (not the loop's default executor, which
-        # the daemon needs), so only the daemon's work shows in the loop's lag.
-        loop = asyncio.get_running_loop()
-        with ThreadPoolExecutor(50) as clients:
-            async with LoopLag() as lag:
-                answers = await asyncio.gather(*(
-                    loop.run_in_executor(clients, _screenshot_request, str(tmp_path / "control.sock"))
-                    for _ in range(50)))
+        # The 50 clients run in a process of their own, as an admin's would:
+        # only the daemon's work competes with the loop for the interpreter.
+        async with LoopLag() as lag:
+            clients = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", SCREENSHOT_CLIENTS, str(tmp_path / "control.sock"), "50",
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await asyncio.wait_for(clients.communicate(), 120)
         print(f"worst loop lag under 50 screenshots: {lag.worst * 1000:.1f} ms")
-        assert all(a.startswith(b"\x89PNG") for a in answers)
+        assert out.split() == [b"PNG"] * 50, "every client got a PNG"
         assert lag.worst <= 0.1
     finally:
         daemon.stop()
         assert await asyncio.wait_for(task, 20) == 0
 
 
-def _screenshot_request(path: str) -> bytes:
-    import base64
-    import json
-    import socket
+SCREENSHOT_CLIENTS = """
+import base64, json, socket, sys
+from concurrent.futures import ThreadPoolExecutor
 
+def request(path):
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(30)
+        sock.settimeout(60)
         sock.connect(path)
-        sock.sendall(b'{"command": "screenshot"}\n')
+        sock.sendall(b'{"command": "screenshot"}\\n')
         data = b""
-        while not data.endswith(b"\n"):
+        while not data.endswith(b"\\n"):
             chunk = sock.recv(1 << 20)
             if not chunk:
                 break
             data += chunk
-    return base64.b64decode(json.loads(data)["png"])
+    png = base64.b64decode(json.loads(data)["png"])
+    return "PNG" if png.startswith(b"\\x89PNG") else "not a PNG"
+
+with ThreadPoolExecutor(int(sys.argv[2])) as pool:
+    print("\\n".join(pool.map(request, [sys.argv[1]] * int(sys.argv[2]))))
+"""
 
 
 async def _until(predicate) -> None:  # type: ignore[no-untyped-def]

@@ -84,6 +84,30 @@ def test_mix_bounds_latency_and_applies_volume():
     assert not periods[4].any(), "then silence"
 
 
+def test_a_burst_that_overflows_the_buffer_is_cut_without_a_click():
+    speaker = Speaker(SpeakerSettings(device="null", latency_ms=60))
+    feed = speaker.audio_sink("a")
+    speaker.close()  # mix by hand from here on
+    level, frequency = 0.5, 440
+    t = np.arange(20 * 960) / RATE
+    sine = (level * 32767 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
+
+    def send(n: int) -> None:
+        frame = av.AudioFrame.from_ndarray(np.repeat(sine[n * 960:(n + 1) * 960], 2)[None, :], format="s16",
+                                           layout="stereo")
+        frame.sample_rate = RATE
+        feed(frame)
+
+    send(0), send(1)
+    played = [speaker.mix()]
+    for n in range(2, 12):  # 200 ms arrive at once: 140 ms of them are dropped
+        send(n)
+    played += [speaker.mix() for _ in range(3)]
+    left = np.concatenate(played).reshape(-1, 2)[:, 0].astype(np.float64) / 32768
+    steepest = 2 * np.pi * frequency * level / RATE
+    assert np.abs(np.diff(left)).max() < 2 * steepest, "the dropped audio's edges are cross-faded"
+
+
 def test_mono_sources_keep_their_level_in_stereo():
     tone = np.full((1, 960), 12000, np.int16)
     frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")

@@ -4,7 +4,8 @@ Each played stream gets a sink; its frames are converted to 48 kHz s16 and
 cut into 20 ms periods. A playback thread takes one period from every stream
 each 20 ms, mixes them with the volume applied and writes the result. A stream
 holds at most ``latency_ms`` of audio: when a stream runs ahead (network
-jitter), its oldest audio is dropped, so the delay stays bounded. A stream that
+jitter), its oldest audio is dropped, so the delay stays bounded, and the
+audio on either side of the gap is cross-faded over one period. A stream that
 has nothing contributes silence (an underrun of its own never stalls the
 others), reached and left with a short fade rather than a click. A removed stream's audio goes at once, faded out over one
 period so it ends without a click: nothing stale is played after it stops. Underruns of the device itself are recovered; an
@@ -74,7 +75,9 @@ class _StreamBuffer:
     When the stream runs dry (its sender stopped, or the network stalls) the
     last period is played once more backwards and faded out, so the sound
     ends where it was instead of jumping to zero (a click); when it comes
-    back, the first period fades in.
+    back, the first period fades in. When it runs ahead and its oldest period
+    is dropped, the period that would have followed the last one played is
+    cross-faded into the one that now follows it, so the cut does not click.
     """
 
     def __init__(self, channels: int, max_periods: int) -> None:
@@ -84,10 +87,11 @@ class _StreamBuffer:
         self._pending = np.zeros(0, np.int16)
         self._last: np.ndarray | None = None
         self._dry = False
+        self._bridge: np.ndarray | None = None  # the dropped period that continued the last one played
         ramp = np.linspace(0.0, 1.0, FRAME_SAMPLES)
         self._fade_in = np.repeat(ramp, channels)
         self.fade_out = np.repeat(ramp[::-1], channels)
-        self.periods: deque[np.ndarray] = deque(maxlen=max_periods)  # full: oldest dropped
+        self.periods: deque[np.ndarray] = deque(maxlen=max_periods)
 
     def next_period(self) -> np.ndarray | None:
         """The next period to mix (int32), or None for silence."""
@@ -96,6 +100,9 @@ class _StreamBuffer:
             if self._dry:
                 period = (period * self._fade_in).astype(np.int32)
                 self._dry = False
+            elif self._bridge is not None:
+                period = (self._bridge * self.fade_out + period * self._fade_in).astype(np.int32)
+            self._bridge = None
             self._last = period
             return period
         if self._last is None:
@@ -110,6 +117,10 @@ class _StreamBuffer:
             self._pending = np.concatenate([self._pending, samples])
         size = FRAME_SAMPLES * self._channels
         while len(self._pending) >= size:
+            if len(self.periods) == self.periods.maxlen:
+                dropped = self.periods.popleft()
+                if self._bridge is None and self._last is not None:
+                    self._bridge = dropped
             self.periods.append(self._pending[:size])
             self._pending = self._pending[size:]
 

@@ -1,0 +1,40 @@
+"""Remote participants in a process of their own, as the world's are, so that
+the measured process (a benchmark's, a test's) sees only its own work.
+
+    python -m appliance.testing.publishers SERVER ROOM COUNT SECONDS [WIDTH HEIGHT [FPS]]
+
+Each of COUNT users (``remote-<n>``) publishes ``remote-<n>-main``: a stamped
+test pattern (default 1280x720 at 30 fps, 2 s GOP) and a tone of its own
+(660 + n Hz), and plays nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from appliance.engine import Engine, EngineProfile, User
+from appliance.media import EncoderSettings
+from appliance.testing import TestPatternSource, ToneSource
+
+
+async def publish(server: str, room: str, count: int, seconds: float, width: int, height: int, fps: int) -> None:
+    engines, sources = [], []
+    for n in range(count):
+        engine = Engine.create(EngineProfile(server=server))
+        engines.append(engine)
+        video, audio = TestPatternSource(EncoderSettings(width, height, fps, gop=2 * fps)), ToneSource(660 + n)
+        sources += [video, audio]
+        await engine.login_room(room, User(f"remote-{n}", f"Remote {n}"))
+        await engine.start_publishing_stream(f"remote-{n}-main", video=video, audio=audio)
+    await asyncio.sleep(seconds)
+    for engine in engines:
+        await engine.destroy()
+    for source in sources:  # the engine never closes what it was lent
+        source.close()
+
+
+if __name__ == "__main__":
+    shape = [int(v) for v in sys.argv[5:8]]
+    width, height, fps = shape + [1280, 720, 30][len(shape):]
+    asyncio.run(publish(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), width, height, fps))
