@@ -105,6 +105,9 @@ def test_noise_around_correct_answers_does_not_break_login(noise, seed):
         good: dict[str, Any]
         if kind in ("create", "attach"):
             good = {"janus": "success", "transaction": tx, "data": {"id": rng.randint(1, 2**52)}}
+        elif kind == "message" and request["body"]["request"] == "exists":
+            good = {"janus": "success", "transaction": tx, "plugindata": {"plugin": "janus.plugin.videoroom",
+                                                                          "data": {"videoroom": "success", "exists": False}}}
         elif kind == "message" and request["body"]["request"] == "create":
             good = {"janus": "success", "transaction": tx, "plugindata": {"plugin": "janus.plugin.videoroom",
                                                                           "data": {"videoroom": "created"}}}
@@ -132,6 +135,9 @@ def test_huge_payload_is_a_lost_connection_not_a_crash():
     assert code in (ErrorCode.NETWORK_INTERRUPTED, ErrorCode.SESSION_LOST)
 
 
+OK_STREAM = json.dumps({"user_id": "carol", "login": "0001", "stream_id": "ok"})
+
+
 def test_hostile_events_in_a_call_leave_the_engine_working():
     """After a good login, the server sends junk events to the presence handle."""
     handles: dict[str, int] = {}
@@ -147,7 +153,8 @@ def test_hostile_events_in_a_call_leave_the_engine_working():
             return [json.dumps({"janus": "success", "transaction": tx, "plugindata": {"data": {"videoroom": "created"}}})]
         if kind == "message":
             joined = {"videoroom": "joined", "publishers": [{"id": 5}, "x", {"id": "s:ok", "display": "{bad json",
-                                                                          "streams": []}], "attendees": {"a": 1}}
+                                                                          "streams": [{"description": OK_STREAM}]},
+                                   {"id": "s:no", "streams": [{"description": "{bad json"}]}], "attendees": {"a": 1}}
             junk_events = [
                 {"janus": "event", "sender": 2, "plugindata": {"data": {"joining": "not a dict"}}},
                 {"janus": "event", "sender": 2, "plugindata": {"data": {"publishers": [{"id": None}, 7]}}},
@@ -175,15 +182,18 @@ def test_hostile_events_in_a_call_leave_the_engine_working():
     '{"user_id": "a\\nb", "user_name": "Eve\\nWATCHDOG=trigger\\u001b[2J' + "x" * 5000 + '"}',
     "[" * 3000 + "]" * 3000,
     "Plain\nName\x07" + "y" * 5000,
+    "Eve\n (" + "x" * 5000 + ")",
 ])
 def test_other_participants_texts_are_one_capped_line(display):
     """Names and ids from other clients reach screens, logs and status: cleaned at the door."""
     from appliance.engine.ids import STREAM_ID_MAX, USER_NAME_MAX
-    from appliance.engine.room import parse_participant
+    from appliance.engine.naming import PRESENCE_BASE, STREAM_BASE, parse_participant
 
-    for feed in ("s:cam\nX", "u:eve:login.1", "foreign\x1b[31m" + "f" * 400):
-        participant = parse_participant(feed, display)
+    description = '{"user_id": "e\\nve", "login": "\\u001b[2J' + "l" * 500 + '", "stream_id": "cam\\nX"}'
+    for feed in ("s:cam\nX", "u:eve:login.1", "foreign\x1b[31m" + "f" * 400, PRESENCE_BASE + 5, STREAM_BASE + 9, 12):
+        participant = parse_participant({"id": feed, "display": display,
+                                         "streams": [{"mid": "0", "description": description}]})
         assert participant is not None
         for value, limit in ((participant.user.user_name, USER_NAME_MAX), (participant.user.user_id, STREAM_ID_MAX),
-                             (participant.stream_id or "", STREAM_ID_MAX)):
+                             (participant.stream_id or "", STREAM_ID_MAX), (participant.login or "", 8)):
             assert value.isprintable() and len(value) <= limit, repr(value[:80])

@@ -5,8 +5,8 @@ the engine recovers by itself. Joining retries with capped exponential
 backoff and jitter (1 s to 30 s) until it gets in or hang-up is pressed; the
 screen and ``STATUS=`` say whether the server could not be reached or answered
 with a refusal, and then what it said (a full room, a wrong room id type, a
-refused PIN). A refused token, or ids the server refuses, stop it with an
-error screen instead. In a call it
+refused PIN). A refused token or PIN, or ids the server refuses, stop it
+with an error screen instead. In a call it
 publishes the camera and microphone as ``<user_id>-main``, plays every stream
 as it is added (picture to the screen, sound to the speaker) and stops each as
 it is deleted. Every action is idempotent: join while joining or in a call,
@@ -86,8 +86,10 @@ class Call:
         on_change: Callable[[Call], None] = lambda call: None,
         retry_min: float = 1.0,
         retry_max: float = 30.0,
+        pin: str | None = None,
     ) -> None:
         self.engine, self.room_id, self.user, self.token, self.media = engine, room_id, user, token, media
+        self.pin = pin
         self.state = CallState.IDLE
         self.muted = False
         self.detail = ""
@@ -163,12 +165,14 @@ class Call:
         try:
             while True:
                 code = await self.engine.login_room(
-                    self.room_id, self.user, RoomConfig(is_user_status_notify=True, token=self.token)
+                    self.room_id, self.user, RoomConfig(is_user_status_notify=True, token=self.token, pin=self.pin)
                 )
                 if code is ErrorCode.SUCCESS:
                     break
                 if code in (ErrorCode.AUTH_FAILED, ErrorCode.INVALID_ROOM_ID, ErrorCode.INVALID_USER_ID):
-                    self._set(CallState.IDLE, "the server refused the token" if code is ErrorCode.AUTH_FAILED
+                    # The room's PIN is refused with the same code as a token.
+                    token = code is ErrorCode.AUTH_FAILED and "has a PIN" not in self._login_failure
+                    self._set(CallState.IDLE, "the server refused the token" if token
                               else f"refused: {self._login_failure}")
                     return
                 delay = backoff.next_delay()
@@ -248,7 +252,9 @@ class Call:
             CallState.RECONNECTING: ScreenState.RECONNECTING,
             CallState.LEAVING: ScreenState.CONNECTING,
         }[state]
-        self.media.screen.set_status(screen_state, self.room_id, self.detail, self.muted, self.participants)
+        # In a call, the screen says why our own stream does not flow, as STATUS= does.
+        shown = f"no media: {self.media_problem}" if state is CallState.IN_CALL and self.media_problem else self.detail
+        self.media.screen.set_status(screen_state, self.room_id, shown, self.muted, self.participants)
         if changed:
             log.info("call: %s%s", state.value, f" ({self.detail})" if self.detail else "")
         self._on_change(self)

@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 from ..engine.errors import EngineError
 from ..engine.ids import check_room_id, check_user_id, check_user_name
+from ..engine.naming import IdType, wire_room
 from ..media.board import ENCODER_MODES
 from . import paths
 from .secretfile import SecretFileError, read_secret_file
@@ -77,6 +78,7 @@ class ServerConfig:
     token_file: str = _rule("", max_len=MAX_PATH)
     ice_servers: tuple[str, ...] = _rule((), max_len=512, items=8)
     ice_interfaces: tuple[str, ...] = _rule((), max_len=15, items=16)
+    room_ids: str = _rule("auto", choices=("auto", "string", "number"))
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class RoomSection:
     id: str = "meeting-room"
     user_id: str = "appliance"
     user_name: str = "Meeting room"
+    pin: str = _rule("", max_len=64)
     auto_join: bool = False
     join_delay: float = _rule(0.0, range=(0, 3600))
     start_muted: bool = False
@@ -347,6 +350,13 @@ def _check(config: Config, origin: dict[str, Path], main: Path) -> None:
             check(getattr(room, key.split(".")[1]))
         except EngineError as exc:
             raise ConfigError(where(key), key, exc.message) from None
+    if config.server.room_ids == "number":
+        try:
+            wire_room(room.id, IdType.NUMBER)
+        except EngineError as exc:
+            raise ConfigError(where("room.id"), "room.id", exc.message) from None
+    if room.pin and not room.pin.isprintable():
+        raise ConfigError(where("room.pin"), "room.pin", "must be one line of printable text")  # never shown
     _check_url(where("server.url"), "server.url", config.server.url, ("ws", "wss"))
     for url in config.server.ice_servers:
         _check_url(where("server.ice_servers"), "server.ice_servers", url, ("stun", "turn", "turns"))

@@ -82,6 +82,7 @@ def engine_profile(config: Config) -> EngineProfile:
         server=config.server.url,
         ice_servers=tuple({"urls": url} for url in config.server.ice_servers),
         ice_interfaces=config.server.ice_interfaces,
+        room_ids=config.server.room_ids,
     )
 
 
@@ -97,7 +98,8 @@ def _section(config: Config, name: str) -> object:
 
 def _identity(config: Config) -> tuple[object, ...]:
     """What a reload must rejoin for."""
-    return (config.room.id, config.room.user_id, config.room.user_name, engine_profile(config), config.token)
+    return (config.room.id, config.room.user_id, config.room.user_name, config.room.pin, engine_profile(config),
+            config.token)
 
 
 class Daemon:
@@ -199,7 +201,7 @@ class Daemon:
         self.engine.on("publisher_quality_update", self._quality)
         media = Media(self.camera, self.microphone, self.screen, self.speaker)
         self.call = Call(self.engine, c.room.id, User(c.room.user_id, c.room.user_name), c.token, media,
-                         on_change=self._changed)
+                         on_change=self._changed, pin=c.room.pin or None)
         if c.room.start_muted:
             self.call.set_muted(True)
         if any((c.buttons.join, c.buttons.hangup, c.buttons.mute, c.buttons.in_call_led, c.buttons.muted_led)):

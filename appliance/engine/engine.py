@@ -32,6 +32,7 @@ from .errors import EngineError, ErrorCode
 from .events import EventEmitter
 from .ids import check_room_id, check_stream_id, check_user_id, check_user_name
 from .link import Link
+from .naming import IdType
 from .player import Player
 from .profile import EngineProfile, RoomConfig, Stream, User
 from .publisher import Publisher
@@ -54,6 +55,7 @@ class Engine:
         self._players: dict[str, Player] = {}
         self._ending: asyncio.Task[None] | None = None
         self._destroyed = False
+        self._id_types: dict[str, IdType] = {}  # server URL -> the kind of ids it uses, once learned
 
     @classmethod
     def create(cls, profile: EngineProfile) -> Engine:
@@ -115,7 +117,7 @@ class Engine:
             return self._refuse_login(
                 room_id, EngineError(ErrorCode.ALREADY_LOGGED_IN, f"already logged in to room {self._room.room_id!r}")
             )
-        room = Room(self.profile, self._emitter, room_id, user, config, self._room_ended)
+        room = Room(self.profile, self._emitter, room_id, user, config, self._room_ended, self._id_types)
         self._room = room
         code = await room.login()
         if code is not ErrorCode.SUCCESS and self._room is room:

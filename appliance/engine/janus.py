@@ -45,6 +45,8 @@ SESSION_NOT_FOUND = 458
 HANDLE_NOT_FOUND = 459
 VIDEOROOM_ROOM_EXISTS = 427
 VIDEOROOM_NO_SUCH_FEED = 428
+VIDEOROOM_MISSING_ELEMENT = 429
+VIDEOROOM_INVALID_ELEMENT = 430
 VIDEOROOM_PUBLISHERS_FULL = 432
 VIDEOROOM_UNAUTHORIZED = 433
 VIDEOROOM_ID_EXISTS = 436
@@ -64,7 +66,10 @@ class JanusError(EngineError):
     """An error answer from Janus, with Janus's own code and an engine code."""
 
     def __init__(self, janus_code: int, reason: str) -> None:
-        super().__init__(_NAMED.get(janus_code, ErrorCode.SERVER_ERROR), f"janus error {janus_code}: {reason}")
+        code = _NAMED.get(janus_code, ErrorCode.SERVER_ERROR)
+        if janus_code == VIDEOROOM_MISSING_ELEMENT and "(pin)" in reason:
+            code = ErrorCode.AUTH_FAILED  # a room with a PIN, joined without one
+        super().__init__(code, f"janus error {janus_code}: {reason}")
         self.janus_code = janus_code
 
 

@@ -51,7 +51,7 @@ class Player(Link):
         self.video_frames = 0
         # Monotonic time of the first decoded video frame of the current subscription.
         self.first_frame_time: float | None = None
-        self._feed: str | None = None
+        self._feed: str | int | None = None
 
     def _video_frames(self) -> int:
         return self.video_frames
@@ -82,7 +82,8 @@ class Player(Link):
 
         _, offer = await connection.message(
             handle,
-            {"request": "join", "ptype": "subscriber", "room": self._room.room_id, "streams": [{"feed": self._feed}]},
+            {"request": "join", "ptype": "subscriber", **self._room.join_fields(), "streams": [{"feed": self._feed}],
+             **({"private_id": self._room.private_id} if self._room.private_id is not None else {})},
         )
         if offer is None or offer.get("type") != "offer" or not isinstance(offer.get("sdp"), str):
             raise EngineError(ErrorCode.PROTOCOL_ERROR, "janus subscribed without an SDP offer")

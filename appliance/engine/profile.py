@@ -35,11 +35,13 @@ class RoomConfig:
 
     ``is_user_status_notify`` turns on ``room_user_update`` events (off by
     default, as in the room model). ``token`` is the signed token the server checks;
-    it is never logged or shown in ``repr``.
+    ``pin`` the room's PIN, when its admins gave it one (a room this login
+    creates gets it too). Neither is ever logged or shown in ``repr``.
     """
 
     is_user_status_notify: bool = False
     token: str | None = field(default=None, repr=False)
+    pin: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,13 @@ class EngineProfile:
     STUN/TURN servers (aiortc ``RTCIceServer`` keyword dicts), empty by default:
     the appliance never contacts a public STUN server unless configured to.
     ``ice_interfaces``, when set, limits ICE host candidates to those network
-    interfaces. Room creation options (codecs, size) apply when a login creates
-    the room.
+    interfaces. ``room_ids`` is the kind of room ids the server uses:
+    ``"string"``, ``"number"`` or ``"auto"`` (learned on first contact). Room
+    creation options (codecs, size) apply when a login creates the room.
     """
 
     server: str
+    room_ids: str = "auto"
     ice_servers: tuple[dict[str, object], ...] = ()
     ice_interfaces: tuple[str, ...] = ()
     request_timeout: float = 10.0

@@ -1,33 +1,45 @@
 """One logged-in room: the Janus session, presence, membership, reconnection.
 
 A logged-in user is a VideoRoom participant that never publishes (its
-*presence*, id ``u:<user_id>:<login>.<n>``); each published stream is a
-participant of its own (id ``s:<stream_id>``) whose display names its user.
-The room keeps the lists of other users and streams, turns VideoRoom events
-into the room model's events, notices a newer login of the same user (kicked
-out) and, when the socket or the session is lost, reconnects with backoff and
-reports the differences it finds.
-
-Participants that do not follow this naming (a plain Janus client) count as a
-user and, once they publish, as a stream named by their participant id.
+*presence*); each published stream is a participant of its own (see
+:mod:`.naming` for their ids and names on string and numeric servers). The
+room learns which kind of ids the server uses on first contact, keeps the
+lists of other users and streams, turns VideoRoom events into the room
+model's events, notices a newer login of the same user (kicked out) and,
+when the socket or the session is lost, reconnects with backoff and reports
+the differences it finds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .backoff import Backoff
-from .errors import EngineError, ErrorCode, one_line
-from .ids import STREAM_ID_MAX, USER_ID_MAX, USER_NAME_MAX
+from .errors import EngineError, ErrorCode
 from .events import EventEmitter
-from .janus import UNAUTHORIZED, VIDEOROOM, VIDEOROOM_ROOM_EXISTS, JanusConnection, JanusError
+from .janus import (
+    UNAUTHORIZED,
+    VIDEOROOM,
+    VIDEOROOM_INVALID_ELEMENT,
+    VIDEOROOM_ROOM_EXISTS,
+    JanusConnection,
+    JanusError,
+)
+from .naming import (
+    LOGIN_BITS,
+    IdType,
+    Participant,
+    feed_key,
+    parse_participant,
+    presence_display,
+    presence_id,
+    wire_room,
+)
 from .profile import EngineProfile, RoomConfig, Stream, User
 from .states import RoomState, RoomStateReason, UpdateType
 from .tokens import token_expiry
@@ -35,60 +47,6 @@ from .tokens import token_expiry
 log = logging.getLogger(__name__)
 
 USER_NOTIFY_LIMIT = 500
-
-
-def stream_feed_id(stream_id: str) -> str:
-    return f"s:{stream_id}"
-
-
-def user_display(user: User, login: str) -> str:
-    return json.dumps({"user_id": user.user_id, "user_name": user.user_name, "login": login})
-
-
-@dataclass(frozen=True)
-class Participant:
-    """A VideoRoom participant seen through the room model's naming."""
-
-    feed_id: str
-    user: User
-    login: str | None
-    stream_id: str | None  # set for stream participants and foreign ones
-
-    @property
-    def is_presence(self) -> bool:
-        return self.feed_id.startswith("u:") or not self.feed_id.startswith("s:")
-
-
-def parse_participant(feed_id: object, display: object) -> Participant | None:
-    """A participant as the server describes it; every text in it one printable line, capped.
-
-    Ids and names come from other clients through the server; what reaches the
-    application (screens, logs, status) is cleaned here. The raw feed id is
-    kept for subscribing.
-    """
-    if not isinstance(feed_id, str) or not feed_id:
-        return None
-    info: dict[str, Any] = {}
-    if isinstance(display, str):
-        try:
-            parsed = json.loads(display)
-            info = parsed if isinstance(parsed, dict) else {}
-        except (ValueError, RecursionError):
-            pass
-
-    def text(value: object, limit: int) -> str:
-        return one_line(value, limit) if isinstance(value, str) else ""
-
-    if feed_id.startswith("u:"):
-        user_id, _, login = feed_id[2:].partition(":")
-        user = User(text(user_id, USER_ID_MAX), text(info.get("user_name"), USER_NAME_MAX))
-        return Participant(feed_id, user, login.split(".")[0], None)
-    if feed_id.startswith("s:"):
-        user = User(text(info.get("user_id"), USER_ID_MAX), text(info.get("user_name"), USER_NAME_MAX))
-        login = info.get("login") if isinstance(info.get("login"), str) else None
-        return Participant(feed_id, user, login, text(feed_id[2:], STREAM_ID_MAX))
-    stream_id = text(feed_id, STREAM_ID_MAX)
-    return Participant(feed_id, User(stream_id, text(display, USER_NAME_MAX)), None, stream_id)
 
 
 class Room:
@@ -106,12 +64,17 @@ class Room:
         user: User,
         config: RoomConfig,
         on_ended: Callable[[ErrorCode], None],
+        id_types: dict[str, IdType],
     ) -> None:
         self.profile = profile
         self.room_id = room_id
         self.user = user
         self.config = config
-        self.login_id = secrets.token_hex(4)
+        self.login_id = f"{secrets.randbits(LOGIN_BITS):04x}"
+        # The kind of ids each server uses, learned on first contact and kept (shared by the engine's logins).
+        self._id_types = id_types
+        # What a subscriber must show the server when the room has require_pvtid.
+        self.private_id: int | None = None
         self.state = RoomState.DISCONNECTED
         self.connection: JanusConnection | None = None
         # Set once the connection a link used has failed (after RECONNECTING is reported).
@@ -136,7 +99,23 @@ class Room:
     def ready(self) -> bool:
         return self.state is RoomState.CONNECTED and self.connection is not None
 
-    def feed_of(self, stream_id: str) -> str | None:
+    @property
+    def ids(self) -> IdType:
+        return self._id_types.get(self.profile.server, IdType.STRING)
+
+    @property
+    def wire_id(self) -> str | int:
+        """The room id as this server wants it."""
+        return wire_room(self.room_id, self.ids)
+
+    def join_fields(self) -> dict[str, Any]:
+        """What every join of this login carries: the room, and its PIN when it has one."""
+        fields: dict[str, Any] = {"room": self.wire_id}
+        if self.config.pin:
+            fields["pin"] = self.config.pin
+        return fields
+
+    def feed_of(self, stream_id: str) -> str | int | None:
         participant = self._stream_feeds.get(stream_id)
         return participant.feed_id if participant else None
 
@@ -203,6 +182,7 @@ class Room:
             # Room events can follow the "joined" answer before it is applied:
             # keep them until then (see _apply_membership).
             self._presence_handle, self._early_events = handle, []
+            await self._learn_id_type(connection, handle)
             await self._ensure_room(connection, handle)
             self._generation += 1
             joined, _ = await connection.message(
@@ -210,11 +190,13 @@ class Room:
                 {
                     "request": "join",
                     "ptype": "publisher",
-                    "room": self.room_id,
-                    "id": f"u:{self.user.user_id}:{self.login_id}.{self._generation}",
-                    "display": user_display(self.user, self.login_id),
+                    **self.join_fields(),
+                    "id": presence_id(self.user, self.login_id, self._generation, self.ids),
+                    "display": presence_display(self.user, self.ids),
                 },
             )
+            private_id = joined.get("private_id")
+            self.private_id = private_id if isinstance(private_id, int) and not isinstance(private_id, bool) else None
         except BaseException:
             self._early_events = None
             await connection.close()
@@ -223,10 +205,29 @@ class Room:
         self.broken = asyncio.Event()
         return joined
 
+    async def _learn_id_type(self, connection: JanusConnection, handle: int) -> None:
+        """Sets the server's kind of ids: as configured, or (``auto``) from its
+        answer to a question naming the room as a string, on first contact."""
+        if self.profile.server in self._id_types:
+            return
+        if self.profile.room_ids != "auto":
+            self._id_types[self.profile.server] = IdType(self.profile.room_ids)
+            return
+        try:
+            await connection.message(handle, {"request": "exists", "room": self.room_id})
+            learned = IdType.STRING
+        except JanusError as exc:
+            # "Invalid element type (room should be a positive integer)"
+            if exc.janus_code != VIDEOROOM_INVALID_ELEMENT or "integer" not in exc.message:
+                raise
+            learned = IdType.NUMBER
+        log.info("server %s uses %s room ids", self.profile.server, learned.value)
+        self._id_types[self.profile.server] = learned
+
     async def _ensure_room(self, connection: JanusConnection, handle: int) -> None:
         request: dict[str, Any] = {
             "request": "create",
-            "room": self.room_id,
+            **self.join_fields(),
             "permanent": False,
             "description": self.room_id,
             "publishers": self.profile.room_max_publishers,
@@ -250,7 +251,10 @@ class Room:
             await connection.close()
 
     def _explain(self, exc: EngineError) -> str:
-        """The error's message, saying so when a refused token has expired."""
+        """The error's message, saying so when a refused token has expired or it is the room's PIN."""
+        if isinstance(exc, JanusError) and exc.code is ErrorCode.AUTH_FAILED and "pin)" in exc.message:
+            given = "the PIN it was given" if self.config.pin else "no PIN"
+            return f"room {self.room_id!r} has a PIN and refused {given} ({exc.message})"
         if isinstance(exc, JanusError) and exc.janus_code == UNAUTHORIZED and self.config.token:
             expiry = token_expiry(self.config.token)
             if expiry is not None and expiry <= time.time():
@@ -318,7 +322,7 @@ class Room:
         self._presences.clear()
         self._stream_feeds.clear()
         for entry in _list(joined.get("attendees")) + _list(joined.get("publishers")):
-            participant = parse_participant(entry.get("id"), entry.get("display"))
+            participant = parse_participant(entry)
             if participant is None:
                 continue
             if participant.user.user_id == self.user.user_id and participant.login not in (None, self.login_id):
@@ -327,7 +331,7 @@ class Room:
                     return
                 continue  # an older login of ours; it will see us and leave
             if participant.is_presence:
-                self._presences[participant.feed_id] = participant
+                self._presences[participant.key] = participant
             if participant.stream_id is not None and "streams" in entry:
                 self._stream_feeds[participant.stream_id] = participant
         self._rebuild_lists()
@@ -336,8 +340,12 @@ class Room:
             self._on_janus_event(self._presence_handle or 0, message)
 
     def _rebuild_lists(self) -> None:
+        # A room made without notify_joining lists no presences: a user who
+        # publishes is still known by their streams.
         self.users = {
-            p.user.user_id: p.user for p in self._presences.values() if p.user.user_id != self.user.user_id
+            p.user.user_id: p.user
+            for p in [*self._stream_feeds.values(), *self._presences.values()]
+            if p.user.user_id != self.user.user_id
         }
         self.streams = {
             stream_id: Stream(stream_id, p.user)
@@ -381,24 +389,24 @@ class Room:
             return
         old_users, old_streams = dict(self.users), dict(self.streams)
         if isinstance(data.get("joining"), dict):
-            joining = parse_participant(data["joining"].get("id"), data["joining"].get("display"))
+            joining = parse_participant(data["joining"])
             if joining is not None and joining.is_presence:
-                if joining.user.user_id == self.user.user_id and joining.login != self.login_id:
+                if joining.user.user_id == self.user.user_id and joining.login not in (None, self.login_id):
                     self._kick()
                     return
-                self._presences[joining.feed_id] = joining
+                self._presences[joining.key] = joining
         for entry in _list(data.get("publishers")):
-            participant = parse_participant(entry.get("id"), entry.get("display"))
+            participant = parse_participant(entry)
             if participant is not None and participant.stream_id is not None:
                 self._stream_feeds[participant.stream_id] = participant
-        for key in ("leaving", "unpublished", "kicked"):
-            feed_id = data.get(key)
-            if not isinstance(feed_id, str) or feed_id == "ok":
+        for field in ("leaving", "unpublished", "kicked"):
+            key = feed_key(data.get(field))
+            if key is None:
                 continue
-            if key != "unpublished":  # a foreign participant that unpublishes is still there
-                self._presences.pop(feed_id, None)
+            if field != "unpublished":  # a foreign participant that unpublishes is still there
+                self._presences.pop(key, None)
             for stream_id, participant in list(self._stream_feeds.items()):
-                if participant.feed_id == feed_id:
+                if participant.key == key:
                     del self._stream_feeds[stream_id]
         if data.get("videoroom") == "destroyed":
             log.warning("room %r was destroyed on the server", self.room_id)

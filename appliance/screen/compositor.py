@@ -101,11 +101,25 @@ def _flat(image: np.ndarray) -> np.ndarray:
 
 
 def _paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int) -> Rect:
-    """Copies ``image`` onto ``canvas`` at (x, y), clipped to the canvas."""
+    """Copies ``image`` onto ``canvas`` at (x, y), clipped to the canvas on every side."""
+    if x < 0 or y < 0:
+        image, x, y = image[max(0, -y):, max(0, -x):], max(0, x), max(0, y)
     h = max(0, min(image.shape[0], canvas.shape[0] - y))
     w = max(0, min(image.shape[1], canvas.shape[1] - x))
     canvas[y : y + h, x : x + w] = image[:h, :w]
     return Rect(x, y, w, h)
+
+
+def _wrap(text: str, size: int, width: int) -> list[str]:
+    """``text`` cut at spaces into lines that fit ``width`` pixels (a word longer than that stays whole)."""
+    font = ImageFont.load_default(size=size)
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and font.getlength(f"{lines[-1]} {word}") + size <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
 
 
 class Compositor:
@@ -284,7 +298,8 @@ class Compositor:
         self._fill(canvas, Rect(0, 0, self.width, self.height), background)
         big, small = self.height // 10, self.height // 22
         if error:
-            lines = [("Cannot join the call", big), (self.detail or "unknown error", small)]
+            lines = [("Cannot join the call", big)]
+            lines += [(line, small) for line in _wrap(self.detail or "unknown error", small, self.width * 9 // 10)]
         else:
             lines = [(self.room or "appliance", big), (time.strftime("%H:%M"), big), ("Press JOIN to start the call", small)]
         y = self.height // 4

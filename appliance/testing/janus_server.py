@@ -46,6 +46,9 @@ class LocalJanus:
 
     ``token_secret`` turns on Janus's signed-token authentication; mint tokens
     with :func:`appliance.engine.tokens.mint_token` and the same secret.
+    ``string_ids`` False gives Janus's default numeric room and participant
+    ids; ``rooms`` is VideoRoom configuration text for rooms made in advance
+    (e.g. ``room-1234: { publishers = 1 }``).
     """
 
     def __init__(
@@ -60,6 +63,8 @@ class LocalJanus:
         debug_level: int = 4,
         template_dir: Path = TEMPLATE_DIR,
         janus_binary: str = "janus",
+        string_ids: bool = True,
+        rooms: str = "",
     ) -> None:
         self.ws_port = ws_port or free_port()
         self.ws_ip = ws_ip
@@ -73,6 +78,8 @@ class LocalJanus:
         self._debug_level = debug_level
         self._template_dir = template_dir
         self._binary = janus_binary
+        self._string_ids = string_ids
+        self._rooms = rooms
         self._dir = Path(tempfile.mkdtemp(prefix="appliance-janus-"))
         self._process: subprocess.Popen[bytes] | None = None
         self._render()
@@ -103,6 +110,8 @@ class LocalJanus:
             ),
             "ws_port": str(self.ws_port),
             "ws_ip": self.ws_ip,
+            "string_ids": "true" if self._string_ids else "false",
+            "rooms": self._rooms,
         }
         for template in self._template_dir.glob("*.jcfg"):
             text = Template(template.read_text()).substitute(values)

@@ -1,9 +1,11 @@
 // A browser participant for the appliance's rooms, on janus.js.
 // It follows the engine's naming in the VideoRoom (see docs/architecture.md):
 // the logged-in user is a participant "u:<user>:<login>.1" that never
-// publishes; the camera and microphone go out as "s:<user>-web"; both carry
-// the display {"user_id", "user_name", "login"}. Every other stream is
-// subscribed to, one handle each, and shown in the grid with its user's name.
+// publishes; the camera and microphone go out as "s:<user>-web", whose tracks
+// carry the description {"user_id", "login", "stream_id"}; both show the
+// user's plain name as their display. It speaks string-id rooms only. Every
+// other stream is subscribed to, one handle each, and shown in the grid with
+// its user's name.
 "use strict";
 
 const VIDEOROOM = "janus.plugin.videoroom";
@@ -22,17 +24,14 @@ function prefill() {
   for (const key of ["room", "user", "name", "token"]) $(key).value = params.get(key) || "";
 }
 
-function display(user, name) {
-  return JSON.stringify({ user_id: user, user_name: name, login: state.login });
-}
-
-function ownerOf(participant) {
-  try {
-    const info = JSON.parse(participant.display || "{}");
-    return info.user_name || info.user_id || participant.id;
-  } catch (e) {
-    return participant.display || participant.id;
+function describedLogin(participant) {
+  for (const track of participant.streams || []) {
+    try {
+      const info = JSON.parse(track.description || "");
+      if (info && typeof info.login === "string") return info.login;
+    } catch (e) { /* not ours */ }
   }
+  return null;
 }
 
 function explain(error) {
@@ -75,9 +74,9 @@ function tile(feed, name) {
 }
 
 async function subscribe(participant) {
-  const feed = participant.id;
-  if (!feed.startsWith("s:") || state.subscribers.has(feed) || participant.display.includes(`"${state.login}"`)) return;
-  const view = tile(feed, ownerOf(participant));
+  const feed = String(participant.id);
+  if (feed.startsWith("u:") || state.subscribers.has(feed) || describedLogin(participant) === state.login) return;
+  const view = tile(feed, participant.display || feed);
   const stream = new MediaStream();
   let handle = null;
   handle = await attach({
@@ -100,7 +99,7 @@ async function subscribe(participant) {
     },
   });
   state.subscribers.set(feed, handle);
-  await send(handle, { request: "join", ptype: "subscriber", room: state.room, streams: [{ feed }] });
+  await send(handle, { request: "join", ptype: "subscriber", room: state.room, streams: [{ feed: participant.id }] });
 }
 
 function unsubscribe(feed) {
@@ -114,7 +113,7 @@ function unsubscribe(feed) {
 function onRoomEvent(message) {
   for (const participant of message.publishers || []) subscribe(participant).catch(fail);
   for (const key of ["unpublished", "leaving"]) {
-    if (typeof message[key] === "string" && message[key].startsWith("s:")) unsubscribe(message[key]);
+    if (message[key] !== undefined && message[key] !== "ok") unsubscribe(String(message[key]));
   }
 }
 
@@ -131,9 +130,10 @@ async function publish(user, name) {
       error: reject,
     });
   });
+  const description = JSON.stringify({ user_id: user, login: state.login, stream_id: `${user}-web` });
   await send(publisher, {
-    request: "joinandconfigure", ptype: "publisher", room: state.room,
-    id: `s:${user}-web`, display: display(user, name),
+    request: "joinandconfigure", ptype: "publisher", room: state.room, id: `s:${user}-web`, display: name,
+    descriptions: offer.sdp.split("\r\n").filter((l) => l.startsWith("a=mid:")).map((l) => ({ mid: l.slice(6), description })),
   }, offer);
 }
 
@@ -143,7 +143,7 @@ async function join(event) {
   const name = $("name").value || user, token = $("token").value || undefined;
   state.room = room;
   state.user = user;
-  state.login = Math.random().toString(16).slice(2, 10);
+  state.login = Math.floor(Math.random() * 0x8000).toString(16).padStart(4, "0");
   $("join").disabled = true;
   say(`Connecting to ${server}…`);
   Janus.init({ debug: false, dependencies: Janus.useDefaultDependencies(), callback: () => {
@@ -163,7 +163,7 @@ async function join(event) {
           }).catch(() => {});  // the room may exist already (error 427)
           const joined = await new Promise((resolve, reject) => {
             presence.send({
-              message: { request: "join", ptype: "publisher", room, id: `u:${user}:${state.login}.1`, display: display(user, name) },
+              message: { request: "join", ptype: "publisher", room, id: `u:${user}:${state.login}.1`, display: name },
               error: reject,
             });
             const original = presence.onmessage;
