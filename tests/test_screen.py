@@ -293,3 +293,15 @@ def test_tiles_come_and_go_while_another_thread_composes():
         worker.join()
         sys.setswitchinterval(switch)
     assert errors == []
+
+
+def test_an_error_longer_than_the_screen_is_wrapped_not_a_broken_frame():
+    screen = Compositor(640, 360, "bgra")
+    detail = "refused: room '5001' has a PIN and refused the PIN it was given (janus error 433: Unauthorized (wrong pin))"
+    screen.set_status(ScreenState.ERROR, room="5001", detail=detail)
+    rgb = to_rgb(screen.compose(), "bgra")[: 360 - screen.status_height]  # raised on the old code: too wide a line
+    text_rows = np.flatnonzero((np.abs(rgb.astype(int) - ERROR_BACKGROUND).sum(axis=2) > 60).any(axis=1))
+    lines = np.count_nonzero(np.diff(text_rows) > 1) + 1
+    assert lines >= 3, "the title and the detail on two lines or more"
+    columns = np.flatnonzero((np.abs(rgb.astype(int) - ERROR_BACKGROUND).sum(axis=2) > 60).any(axis=0))
+    assert columns.min() > 0 and columns.max() < 639, "every line within the screen"
