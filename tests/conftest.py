@@ -70,6 +70,25 @@ def own_janus() -> Iterator[LocalJanus]:
         yield server
 
 
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, in the namespace (for the browser tests; the arm64 run has none)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield chromium
+        await chromium.close()
+
+
 @pytest.fixture
 def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivatePulse]:
     """A private PulseAudio; ALSA devices ``mic`` and ``spk`` use it."""

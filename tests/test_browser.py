@@ -3,12 +3,11 @@ in the same private network namespace as Janus and the engines."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import av
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from appliance.engine import PlayerState, RoomConfig, UpdateType, User
 from appliance.engine.tokens import mint_token
@@ -19,26 +18,11 @@ from appliance.testing.webclient import WebClientServer
 
 from .conftest import Recorder, profile_for
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-
 
 @pytest.fixture(scope="module")
 def web() -> WebClientServer:
     with WebClientServer() as server:
         yield server
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
 
 
 async def open_page(browser: Browser, web: WebClientServer, **params: str) -> Page:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from appliance.app.call import CallState
 from appliance.app.config import load_config
@@ -27,7 +27,6 @@ from appliance.engine import PlayerState
 from appliance.testing.janus_server import LocalJanus
 
 from .daemonkit import write_config
-from .test_browser import CHROMIUM_FLAGS
 
 DEMOS = Path("/usr/share/janus/demos")
 ROOM = "4321"
@@ -76,14 +75,6 @@ def demo(debian_janus) -> Iterator[DemoServer]:
     server = DemoServer(debian_janus.url)
     yield server
     server.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
 
 
 async def open_demo(browser: Browser, demo: DemoServer, name: str) -> Page:
