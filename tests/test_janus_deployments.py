@@ -207,3 +207,9 @@ async def test_a_full_room(numeric_janus, daemon_in, engines):
     assert daemon.screen.detail == f"no media: {line}"
     await remote.stop_publishing_stream("remote-main")  # a place comes free: the retry takes it
     await until(lambda: daemon.call.media_problem == "", "published once there is room", timeout=20)
+
+
+async def test_an_unknown_room_ids_setting_is_refused_in_one_line(numeric_janus, engines):
+    engine, rec = engines(profile_for(numeric_janus, room_ids="numeric"))
+    assert await engine.login_room("42", User("pi")) is ErrorCode.INVALID_PARAMETER
+    assert rec.of("room_state_update")[-1][3]["detail"] == "room_ids must be 'auto', 'string' or 'number', not 'numeric'"

@@ -109,6 +109,9 @@ class Engine:
                 raise EngineError(ErrorCode.INVALID_USER_ID, f"user must be a User, got {user!r}")
             check_user_id(user.user_id)
             check_user_name(user.user_name)
+            if self.profile.room_ids not in ("auto", *(kind.value for kind in IdType)):
+                raise EngineError(ErrorCode.INVALID_PARAMETER,
+                                  f"room_ids must be 'auto', 'string' or 'number', not {self.profile.room_ids!r}")
         except EngineError as exc:
             return self._refuse_login(str(room_id), exc)
         if self._destroyed:

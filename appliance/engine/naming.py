@@ -41,6 +41,10 @@ publishes, it is also a stream of that same id.
 ...                        "display": presence_display(user, IdType.NUMBER)})
 >>> p.user, p.login, p.is_presence
 (User(user_id='room-42', user_name='Room 42'), '0a1b', True)
+>>> odd = User("pi(2)", "Room (east)")
+>>> parse_participant({"id": presence_id(odd, "0001", 1, IdType.NUMBER),
+...                    "display": presence_display(odd, IdType.NUMBER)}).user == odd
+True
 >>> parse_participant({"id": 7, "display": "alice"}).user
 User(user_id='7', user_name='alice')
 """
@@ -184,11 +188,14 @@ def parse_participant(entry: dict[str, Any]) -> Participant | None:
         user_id, _, login = feed[2:].partition(":")
         return Participant(feed, User(_text(user_id, USER_ID_MAX), display), login.split(".")[0], None, True)
     if isinstance(feed, int) and feed >> PAYLOAD_BITS == PRESENCE_BASE >> PAYLOAD_BITS and raw_display.endswith(")"):
-        head, _, user_id = raw_display[:-1].rpartition("(")
-        if user_id and _crc(user_id) == (feed - PRESENCE_BASE) >> 20:
-            login = f"{(feed >> 5) & ((1 << LOGIN_BITS) - 1):04x}"
-            user = User(_text(user_id, USER_ID_MAX), _text(head.rstrip(), USER_NAME_MAX))
-            return Participant(feed, user, login, None, True)
+        # "<name> (<user_id>)": names and user ids may hold brackets too; the crc says where the id starts.
+        starts = [i for i, c in enumerate(raw_display) if c == "("]
+        for start in starts:
+            user_id = raw_display[start + 1 : -1]
+            if user_id and _crc(user_id) == (feed - PRESENCE_BASE) >> 20:
+                login = f"{(feed >> 5) & ((1 << LOGIN_BITS) - 1):04x}"
+                user = User(_text(user_id, USER_ID_MAX), _text(raw_display[:start].rstrip(), USER_NAME_MAX))
+                return Participant(feed, user, login, None, True)
     ours_string = isinstance(feed, str) and feed.startswith("s:")
     ours_numeric = isinstance(feed, int) and feed >> PAYLOAD_BITS == STREAM_BASE >> PAYLOAD_BITS
     if ours_string or ours_numeric:
