@@ -5,6 +5,7 @@ names other clients show, and rooms its admins made in advance (a PIN,
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator, Iterator
 
@@ -25,7 +26,7 @@ from appliance.testing.janus_server import LocalJanus
 from .conftest import profile_for
 from .daemonkit import write_config
 
-PIN = "739153"
+PIN = "pin-739153-ok"
 ROOMS = f"""
 room-5001: {{ description = "PIN" pin = "{PIN}" publishers = 6 videocodec = "h264" }}
 room-5002: {{ description = "private ids" require_pvtid = true publishers = 6 videocodec = "h264" }}
@@ -152,7 +153,8 @@ async def until(predicate, what: str, timeout: float = 15) -> None:  # type: ign
         raise AssertionError(f"timed out waiting for {what}") from None
 
 
-async def test_a_room_with_a_pin(numeric_janus, daemon_in, engines):
+async def test_a_room_with_a_pin(numeric_janus, daemon_in, engines, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, every level: the PIN reaches none
     refused = await daemon_in("5001")  # no PIN configured
     await until(lambda: refused.call.state is CallState.IDLE and refused.call.detail, "the refusal")
     line = "refused: room '5001' has a PIN and refused no PIN (janus error 429: Missing mandatory element (pin))"
@@ -172,6 +174,7 @@ async def test_a_room_with_a_pin(numeric_janus, daemon_in, engines):
     await until(lambda: admitted.screen.picture_rect("remote-main") is not None, "the remote on screen")
     await rec.wait_for(lambda: any(s.stream_id == "room-pi-main" for s in remote.streams), what="the appliance's stream")
     assert admitted.status_line() == "In call: 5001, 2 participants"
+    assert PIN not in caplog.text and len(caplog.records) > 50, "the PIN is never logged"
 
 
 async def test_a_room_that_requires_private_ids(numeric_janus, daemon_in, engines):
