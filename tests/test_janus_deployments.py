@@ -114,6 +114,14 @@ def test_check_config_refuses_a_room_id_a_numeric_server_cannot_take(tmp_path):
                                   "this server uses numeric room ids")
 
 
+def test_a_pin_of_the_wrong_type_is_refused_without_repeating_it(tmp_path):
+    path = tmp_path / "appliance.toml"
+    path.write_text("[room]\npin = 739153\n")  # an admin who forgot the quotes
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == f"{path}: room.pin: must be a string, not an int"
+
+
 # -- rooms as admins make them, through the daemon: what the screen and STATUS= say
 
 

@@ -68,7 +68,8 @@ class ConfigError(Exception):
 
 
 def _rule(default: Any, **rule: Any) -> Any:
-    """A field with its default and its rule: ``range=(lo, hi)``, ``max_len``, ``choices``, ``items``."""
+    """A field with its default and its rule: ``range=(lo, hi)``, ``max_len``, ``choices``, ``items``;
+    ``secret`` keeps the value out of every message."""
     return field(default=default, metadata=rule)
 
 
@@ -86,7 +87,7 @@ class RoomSection:
     id: str = "meeting-room"
     user_id: str = "appliance"
     user_name: str = "Meeting room"
-    pin: str = _rule("", max_len=64)
+    pin: str = _rule("", max_len=64, secret=True)
     auto_join: bool = False
     join_delay: float = _rule(0.0, range=(0, 3600))
     start_muted: bool = False
@@ -239,9 +240,11 @@ def _depth(value: Any) -> int:
     return 0
 
 
-def _text(file: Path, key: str, value: Any, max_len: int) -> str:
+def _text(file: Path, key: str, value: Any, max_len: int, secret: bool = False) -> str:
     if not isinstance(value, str):
-        raise ConfigError(file, key, f"must be a string, not {_show(value)}")
+        kind = type(value).__name__
+        shown = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" if secret else _show(value)  # never repeat a secret
+        raise ConfigError(file, key, f"must be a string, not {shown}")
     if not value.isprintable():
         raise ConfigError(file, key, "must be one line of printable text")
     if len(value.encode()) > max_len:
@@ -282,7 +285,7 @@ def _coerce(file: Path, key: str, value: Any, default: Any, rule: dict[str, Any]
         if len(value) > rule["items"]:
             raise ConfigError(file, key, f"must have at most {rule['items']} entries, not {len(value)}")
         return tuple(_text(file, key, item, rule["max_len"]) for item in value)
-    value = _text(file, key, value, rule.get("max_len", MAX_TEXT))
+    value = _text(file, key, value, rule.get("max_len", MAX_TEXT), rule.get("secret", False))
     if "choices" in rule and value not in rule["choices"]:
         raise ConfigError(file, key, f"must be one of {', '.join(rule['choices'])}, not {_show(value)}")
     if rule.get("pin") and value:
@@ -355,8 +358,6 @@ def _check(config: Config, origin: dict[str, Path], main: Path) -> None:
             wire_room(room.id, IdType.NUMBER)
         except EngineError as exc:
             raise ConfigError(where("room.id"), "room.id", exc.message) from None
-    if room.pin and not room.pin.isprintable():
-        raise ConfigError(where("room.pin"), "room.pin", "must be one line of printable text")  # never shown
     _check_url(where("server.url"), "server.url", config.server.url, ("ws", "wss"))
     for url in config.server.ice_servers:
         _check_url(where("server.ice_servers"), "server.ice_servers", url, ("stun", "turn", "turns"))
