@@ -63,7 +63,8 @@ def _check_config(args: argparse.Namespace) -> int:
     from .config import load_config
 
     config = load_config(args.path)
-    print(f"{', '.join(config.files)}: OK (room {config.room.id!r}, server {config.server.url})")
+    print(f"{', '.join(config.files)}: OK (room {config.room.id!r}, "
+          f"server{'s' if len(config.server.servers) > 1 else ''} {', '.join(config.server.servers)})")
     return 0
 
 

@@ -76,10 +76,17 @@ def _rule(default: Any, **rule: Any) -> Any:
 @dataclass(frozen=True)
 class ServerConfig:
     url: str = _rule("ws://127.0.0.1:8188/", max_len=512)
+    # Several servers; when not empty, used instead of url (a drop-in cannot unset url).
+    urls: tuple[str, ...] = _rule((), max_len=512, items=8)
     token_file: str = _rule("", max_len=MAX_PATH)
     ice_servers: tuple[str, ...] = _rule((), max_len=512, items=8)
     ice_interfaces: tuple[str, ...] = _rule((), max_len=15, items=16)
     room_ids: str = _rule("auto", choices=("auto", "string", "number"))
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """``urls`` when not empty, else ``url``."""
+        return self.urls or (self.url,)
 
 
 @dataclass(frozen=True)
@@ -358,7 +365,11 @@ def _check(config: Config, origin: dict[str, Path], main: Path) -> None:
             wire_room(room.id, IdType.NUMBER)
         except EngineError as exc:
             raise ConfigError(where("room.id"), "room.id", exc.message) from None
-    _check_url(where("server.url"), "server.url", config.server.url, ("ws", "wss"))
+    key = "server.urls" if config.server.urls else "server.url"
+    for url in config.server.servers:
+        _check_url(where(key), key, url, ("ws", "wss"))
+    if len(set(config.server.urls)) < len(config.server.urls):
+        raise ConfigError(where(key), key, "names a server twice")
     for url in config.server.ice_servers:
         _check_url(where("server.ice_servers"), "server.ice_servers", url, ("stun", "turn", "turns"))
     for name in config.server.ice_interfaces:

@@ -79,7 +79,7 @@ def build_microphone(config: Config) -> AudioSource | None:
 
 def engine_profile(config: Config) -> EngineProfile:
     return EngineProfile(
-        server=config.server.url,
+        server=config.server.servers[0] if len(config.server.servers) == 1 else config.server.servers,
         ice_servers=tuple({"urls": url} for url in config.server.ice_servers),
         ice_interfaces=config.server.ice_interfaces,
         room_ids=config.server.room_ids,
@@ -314,6 +314,7 @@ class Daemon:
             "state": self.call.state.value,
             "status": self.status_line(),
             "room": self.call.room_id,
+            "server": engine.server,
             "user": self.call.user.user_id,
             "muted": self.call.muted,
             "media_problem": self.call.media_problem,

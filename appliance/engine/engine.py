@@ -77,6 +77,11 @@ class Engine:
         return self._room.room_id if self._room else None
 
     @property
+    def server(self) -> str | None:
+        """The URL of the server the room is on (one of the profile's), once joined."""
+        return self._room.server or None if self._room else None
+
+    @property
     def room_state(self) -> RoomState:
         return self._room.state if self._room else RoomState.DISCONNECTED
 
@@ -109,6 +114,8 @@ class Engine:
                 raise EngineError(ErrorCode.INVALID_USER_ID, f"user must be a User, got {user!r}")
             check_user_id(user.user_id)
             check_user_name(user.user_name)
+            if not self.profile.servers or not all(isinstance(url, str) and url for url in self.profile.servers):
+                raise EngineError(ErrorCode.INVALID_PARAMETER, "the profile names no server")
             if self.profile.room_ids not in ("auto", *(kind.value for kind in IdType)):
                 raise EngineError(ErrorCode.INVALID_PARAMETER,
                                   f"room_ids must be 'auto', 'string' or 'number', not {self.profile.room_ids!r}")

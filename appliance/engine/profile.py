@@ -48,7 +48,9 @@ class RoomConfig:
 class EngineProfile:
     """How the engine reaches its room service.
 
-    ``server`` is the Janus WebSocket URL. ``ice_servers`` is the list of
+    ``server`` is the Janus WebSocket URL, or a tuple of several: each room
+    then lives on one of them, chosen by rendezvous hashing of its id (see
+    :mod:`.servers`), and moves to the next when that one is lost. ``ice_servers`` is the list of
     STUN/TURN servers (aiortc ``RTCIceServer`` keyword dicts), empty by default:
     the appliance never contacts a public STUN server unless configured to.
     ``ice_interfaces``, when set, limits ICE host candidates to those network
@@ -57,7 +59,7 @@ class EngineProfile:
     creation options (codecs, size) apply when a login creates the room.
     """
 
-    server: str
+    server: str | tuple[str, ...]
     room_ids: str = "auto"
     ice_servers: tuple[dict[str, object], ...] = ()
     ice_interfaces: tuple[str, ...] = ()
@@ -77,3 +79,12 @@ class EngineProfile:
     room_max_publishers: int = 64
     # Janus VideoRoom admin_key, when the server restricts room creation.
     room_admin_key: str | None = field(default=None, repr=False)
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Every server URL, one or several.
+
+        >>> EngineProfile(server=("ws://janus-a:8188/", "ws://janus-b:8188/")).servers[1]
+        'ws://janus-b:8188/'
+        """
+        return (self.server,) if isinstance(self.server, str) else tuple(self.server)

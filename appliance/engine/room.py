@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .backoff import Backoff
@@ -41,12 +42,27 @@ from .naming import (
     wire_room,
 )
 from .profile import EngineProfile, RoomConfig, Stream, User
+from .servers import server_order
 from .states import RoomState, RoomStateReason, UpdateType
 from .tokens import token_expiry
 
 log = logging.getLogger(__name__)
 
 USER_NOTIFY_LIMIT = 500
+# Errors that say a server cannot be reached now, not that it refused us.
+_UNREACHABLE = (ErrorCode.SERVER_UNREACHABLE, ErrorCode.NETWORK_INTERRUPTED, ErrorCode.REQUEST_TIMEOUT,
+                ErrorCode.SESSION_LOST)
+
+
+@dataclass
+class _Probe:
+    """A server asked about the room, with the connection and handle that asked."""
+
+    url: str
+    connection: JanusConnection
+    handle: int
+    exists: bool
+    occupied: bool
 
 
 class Room:
@@ -77,6 +93,7 @@ class Room:
         self.private_id: int | None = None
         self.state = RoomState.DISCONNECTED
         self.connection: JanusConnection | None = None
+        self.server = ""  # the URL of the server the room is on, once joined
         # Set once the connection a link used has failed (after RECONNECTING is reported).
         self.broken = asyncio.Event()
         self._changed = asyncio.Event()
@@ -101,7 +118,7 @@ class Room:
 
     @property
     def ids(self) -> IdType:
-        return self._id_types.get(self.profile.server, IdType.STRING)
+        return self._id_types.get(self.server, IdType.STRING)
 
     @property
     def wire_id(self) -> str | int:
@@ -167,23 +184,17 @@ class Room:
     # -- connection -----------------------------------------------------------
 
     async def _connect_and_join(self) -> dict[str, Any]:
-        connection = JanusConnection(
-            self.profile.server,
-            on_event=self._on_janus_event,
-            token=self.config.token,
-            request_timeout=self.profile.request_timeout,
-            keepalive_interval=self.profile.keepalive_interval,
-            ping_interval=self.profile.ping_interval,
-            ping_timeout=self.profile.ping_timeout,
-        )
-        await connection.open()
+        probe = await self._choose_server()
+        connection, handle = probe.connection, probe.handle
         try:
-            handle = await connection.attach(VIDEOROOM)
+            if probe.url != self.server:
+                log.info("room %r: on server %s", self.room_id, probe.url)
+            self.server = probe.url
             # Room events can follow the "joined" answer before it is applied:
             # keep them until then (see _apply_membership).
             self._presence_handle, self._early_events = handle, []
-            await self._learn_id_type(connection, handle)
-            await self._ensure_room(connection, handle)
+            if not probe.exists:
+                await self._create_room(connection, handle)
             self._generation += 1
             joined, _ = await connection.message(
                 handle,
@@ -205,26 +216,92 @@ class Room:
         self.broken = asyncio.Event()
         return joined
 
-    async def _learn_id_type(self, connection: JanusConnection, handle: int) -> None:
-        """Sets the server's kind of ids: as configured, or (``auto``) from its
-        answer to a question naming the room as a string, on first contact."""
-        if self.profile.server in self._id_types:
-            return
-        if self.profile.room_ids != "auto":
-            self._id_types[self.profile.server] = IdType(self.profile.room_ids)
-            return
+    async def _choose_server(self) -> _Probe:
+        """The server the room is on: asks every server at once and decides in
+        the room's order (see :mod:`.servers`), closing the connections it
+        does not keep. With every server failing, raises the most telling error."""
+        order = server_order(self.room_id, self.profile.servers)
+        probes = {url: asyncio.create_task(self._probe(url)) for url in order}
+        chosen: _Probe | None = None
+        errors: list[EngineError] = []
         try:
-            await connection.message(handle, {"request": "exists", "room": self.room_id})
+            answered: list[_Probe] = []
+            for url in order:
+                try:
+                    answered.append(await probes[url])
+                except EngineError as exc:
+                    errors.append(exc)
+                    if len(order) > 1:
+                        log.info("room %r: server %s: %s", self.room_id, url, exc.message)
+                    continue
+                if answered[-1].occupied:
+                    break
+            # Where people are, else where the room is, else where it can be made.
+            chosen = next((p for p in answered if p.occupied), None) or next(
+                (p for p in answered if p.exists), None) or (answered[0] if answered else None)
+        finally:
+            for task in probes.values():
+                task.cancel()
+            for result in await asyncio.gather(*probes.values(), return_exceptions=True):
+                if isinstance(result, _Probe) and result is not chosen:
+                    await result.connection.close()
+        if chosen is None:
+            # A refusal says more than an unreachable server, and stops the retries.
+            raise next((e for e in errors if e.code not in _UNREACHABLE), errors[0])
+        return chosen
+
+    async def _probe(self, url: str) -> _Probe:
+        """Connects to ``url`` and asks whether the room is there and has participants."""
+        connection = JanusConnection(
+            url,
+            on_event=self._on_janus_event,
+            token=self.config.token,
+            request_timeout=self.profile.request_timeout,
+            keepalive_interval=self.profile.keepalive_interval,
+            ping_interval=self.profile.ping_interval,
+            ping_timeout=self.profile.ping_timeout,
+        )
+        await connection.open()
+        try:
+            handle = await connection.attach(VIDEOROOM)
+            exists = await self._learn_id_type(connection, handle, url)
+            room = wire_room(self.room_id, self._id_types[url])
+            if exists is None:
+                answer, _ = await connection.message(handle, {"request": "exists", "room": room})
+                exists = answer.get("exists") is True
+            occupied = False
+            if exists and len(self.profile.servers) > 1:
+                answer, _ = await connection.message(handle, {"request": "listparticipants", "room": room})
+                occupied = bool(_list(answer.get("participants")))
+        except BaseException:
+            await connection.close()
+            raise
+        return _Probe(url, connection, handle, exists, occupied)
+
+    async def _learn_id_type(self, connection: JanusConnection, handle: int, url: str) -> bool | None:
+        """Sets the server's kind of ids: as configured, or (``auto``) from its
+        answer to a question naming the room as a string, on first contact.
+        Returns whether the room exists when that question told."""
+        if url in self._id_types:
+            return None
+        if self.profile.room_ids != "auto":
+            self._id_types[url] = IdType(self.profile.room_ids)
+            return None
+        exists = None
+        try:
+            answer, _ = await connection.message(handle, {"request": "exists", "room": self.room_id})
+            exists = answer.get("exists") is True
             learned = IdType.STRING
         except JanusError as exc:
             # "Invalid element type (room should be a positive integer)"
             if exc.janus_code != VIDEOROOM_INVALID_ELEMENT or "integer" not in exc.message:
                 raise
             learned = IdType.NUMBER
-        log.info("server %s uses %s room ids", self.profile.server, learned.value)
-        self._id_types[self.profile.server] = learned
+        log.info("server %s uses %s room ids", url, learned.value)
+        self._id_types[url] = learned
+        return exists
 
-    async def _ensure_room(self, connection: JanusConnection, handle: int) -> None:
+    async def _create_room(self, connection: JanusConnection, handle: int) -> None:
         request: dict[str, Any] = {
             "request": "create",
             **self.join_fields(),
@@ -241,7 +318,7 @@ class Room:
         try:
             await connection.message(handle, request)
         except JanusError as exc:
-            if exc.janus_code != VIDEOROOM_ROOM_EXISTS:
+            if exc.janus_code != VIDEOROOM_ROOM_EXISTS:  # made by someone else since we asked
                 raise
 
     async def _close_connection(self) -> None:

@@ -5,12 +5,17 @@
 // carry the description {"user_id", "login", "stream_id"}; both show the
 // user's plain name as their display. It speaks string-id rooms only. Every
 // other stream is subscribed to, one handle each, and shown in the grid with
-// its user's name.
+// its user's name. With several servers (the Server field lists them,
+// separated by spaces or commas) the room is on the one the engine would pick
+// (servers.js), and the page moves with the room when that server is lost.
 "use strict";
 
 const VIDEOROOM = "janus.plugin.videoroom";
 const $ = (id) => document.getElementById(id);
-const state = { janus: null, room: null, user: null, login: null, subscribers: new Map() };
+const state = {
+  janus: null, server: null, servers: [], room: null, user: null, name: null, token: undefined, login: null,
+  generation: 0, presence: null, onPresence: null, publisher: null, leaving: true, subscribers: new Map(),
+};
 
 function say(text, error = false) {
   $("message").textContent = text;
@@ -48,9 +53,24 @@ function fail(error) {
   hangup(false);
 }
 
-function attach(callbacks) {
+function openSession(server) {
   return new Promise((resolve, reject) => {
-    state.janus.attach(Object.assign({ plugin: VIDEOROOM, success: resolve, error: reject }, callbacks));
+    let opened = false;
+    const session = new Janus({
+      server, token: state.token,
+      success: () => { opened = true; resolve(session); },
+      error: (error) => { if (opened) lost(session, error); else reject(error); },
+    });
+  });
+}
+
+function close(session) {
+  session.destroy({ cleanupHandles: true, notifyDestroyed: false });
+}
+
+function attach(session, callbacks) {
+  return new Promise((resolve, reject) => {
+    session.attach(Object.assign({ plugin: VIDEOROOM, success: resolve, error: reject }, callbacks));
   });
 }
 
@@ -77,9 +97,8 @@ async function subscribe(participant) {
   const feed = String(participant.id);
   if (feed.startsWith("u:") || state.subscribers.has(feed) || describedLogin(participant) === state.login) return;
   const view = tile(feed, participant.display || feed);
-  const stream = new MediaStream();
   let handle = null;
-  handle = await attach({
+  handle = await attach(state.janus, {
     onmessage: async (message, jsep) => {
       if (jsep) {
         handle.createAnswer({
@@ -92,7 +111,6 @@ async function subscribe(participant) {
     },
     onremotetrack: (track, mid, on) => {
       if (!on) return;
-      stream.addTrack(track);
       const element = view.querySelector(track.kind === "video" ? "video" : "audio");
       element.srcObject = new MediaStream([track]);
       element.play().catch(() => {});
@@ -117,9 +135,9 @@ function onRoomEvent(message) {
   }
 }
 
-async function publish(user, name) {
+async function publish() {
   let publisher = null;
-  publisher = await attach({
+  publisher = await attach(state.janus, {
     onmessage: (message, jsep) => { if (jsep) publisher.handleRemoteJsep({ jsep }); },
   });
   state.publisher = publisher;
@@ -130,66 +148,126 @@ async function publish(user, name) {
       error: reject,
     });
   });
+  const user = state.user;
   const description = JSON.stringify({ user_id: user, login: state.login, stream_id: `${user}-web` });
   await send(publisher, {
-    request: "joinandconfigure", ptype: "publisher", room: state.room, id: `s:${user}-web`, display: name,
+    request: "joinandconfigure", ptype: "publisher", room: state.room, id: `s:${user}-web`, display: state.name,
     descriptions: offer.sdp.split("\r\n").filter((l) => l.startsWith("a=mid:")).map((l) => ({ mid: l.slice(6), description })),
   }, offer);
 }
 
-async function join(event) {
-  event.preventDefault();
-  const server = $("server").value, room = $("room").value, user = $("user").value;
-  const name = $("name").value || user, token = $("token").value || undefined;
-  state.room = room;
-  state.user = user;
-  state.login = Math.floor(Math.random() * 0x8000).toString(16).padStart(4, "0");
-  $("join").disabled = true;
-  say(`Connecting to ${server}…`);
-  Janus.init({ debug: false, dependencies: Janus.useDefaultDependencies(), callback: () => {
-    state.janus = new Janus({
-      server, token,
-      success: async () => {
-        try {
-          const presence = await attach({
-            onmessage: (message) => {
-              if (message.videoroom === "event") onRoomEvent(message);
-            },
-          });
-          state.presence = presence;
-          await send(presence, {
-            request: "create", room, permanent: false, publishers: 64, videocodec: "h264,vp8",
-            audiocodec: "opus", h264_profile: "42e01f", notify_joining: true,
-          }).catch(() => {});  // the room may exist already (error 427)
-          const joined = await new Promise((resolve, reject) => {
-            presence.send({
-              message: { request: "join", ptype: "publisher", room, id: `u:${user}:${state.login}.1`, display: name },
-              error: reject,
-            });
-            const original = presence.onmessage;
-            presence.onmessage = (message, jsep) => {
-              if (message.videoroom === "joined") { presence.onmessage = original; resolve(message); }
-              else if (message.error) reject(new Error(message.error));
-              else original(message, jsep);
-            };
-          });
-          await publish(user, name);
-          for (const participant of joined.publishers || []) await subscribe(participant);
-          $("hangup").disabled = false;
-          say(`In room ${room} as ${name}.`);
-        } catch (error) {
-          fail(error);
-        }
-      },
-      error: fail,
+// Connects to `server` and asks whether the room is there and has participants.
+async function probe(server) {
+  const session = await openSession(server);
+  try {
+    const handle = await attach(session, {
+      onmessage: (message, jsep) => { if (state.presence === handle && state.onPresence) state.onPresence(message, jsep); },
     });
-  } });
+    const answer = await send(handle, { request: "exists", room: state.room });
+    if (answer.error) throw new Error(answer.error);
+    let occupied = false;
+    if (answer.exists && state.servers.length > 1) {
+      const list = await send(handle, { request: "listparticipants", room: state.room });
+      occupied = (list.participants || []).length > 0;
+    }
+    return { server, session, handle, exists: answer.exists === true, occupied };
+  } catch (error) {
+    close(session);
+    throw error;
+  }
+}
+
+// The engine's rule: every server is asked at once, and the room goes, in the
+// room's order, where it has participants, else where it exists, else to the
+// first server that answers.
+async function chooseServer() {
+  const probes = serverOrder(state.room, state.servers).map(probe);
+  const answered = [];
+  let error = null;
+  for (const pending of probes) {
+    try {
+      answered.push(await pending);
+    } catch (e) {
+      error = error || e;
+      continue;
+    }
+    if (answered[answered.length - 1].occupied) break;
+  }
+  const chosen = answered.find((p) => p.occupied) || answered.find((p) => p.exists) || answered[0];
+  for (const pending of probes) pending.then((p) => { if (p !== chosen) close(p.session); }, () => {});
+  if (!chosen) throw error;
+  return chosen;
+}
+
+// Finds the room's server, joins it, publishes and plays every stream there.
+async function enter() {
+  const chosen = await chooseServer();
+  if (state.leaving) { close(chosen.session); return; }
+  Object.assign(state, { janus: chosen.session, server: chosen.server, presence: chosen.handle });
+  const presence = chosen.handle, room = state.room;
+  if (!chosen.exists) {
+    // The answer is an error 427 if someone made it since we asked: join it all the same.
+    await send(presence, {
+      request: "create", room, permanent: false, publishers: 64, videocodec: "h264,vp8",
+      audiocodec: "opus", h264_profile: "42e01f", notify_joining: true,
+    });
+  }
+  state.generation += 1;
+  const joined = await new Promise((resolve, reject) => {
+    state.onPresence = (message) => {
+      if (message.videoroom === "joined") resolve(message);
+      else if (message.error) reject(new Error(message.error));
+      else if (message.videoroom === "event") onRoomEvent(message);
+    };
+    presence.send({
+      message: { request: "join", ptype: "publisher", room, id: `u:${state.user}:${state.login}.${state.generation}`,
+        display: state.name },
+      error: reject,
+    });
+  });
+  state.onPresence = (message) => { if (message.videoroom === "event") onRoomEvent(message); };
+  await publish();
+  for (const participant of joined.publishers || []) await subscribe(participant);
+  $("hangup").disabled = false;
+  say(`In room ${room} as ${state.name}.`);
+}
+
+// The room's server is gone: everyone follows the same rule, so they meet again.
+async function lost(session, error) {
+  if (session !== state.janus || state.leaving) return;
+  close(session);
+  for (const feed of [...state.subscribers.keys()]) unsubscribe(feed);
+  Object.assign(state, { janus: null, server: null, presence: null, onPresence: null, publisher: null });
+  for (let delay = 250; !state.leaving; delay = Math.min(delay * 2, 8000)) {
+    say(`Lost the server (${explain(error)}); looking for the room again…`, true);
+    try {
+      await enter();
+      return;
+    } catch (e) {
+      error = e;
+      if (state.janus) { close(state.janus); state.janus = null; }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+function join(event) {
+  event.preventDefault();
+  Object.assign(state, {
+    servers: $("server").value.split(/[\s,]+/).filter(Boolean), room: $("room").value, user: $("user").value,
+    name: $("name").value || $("user").value, token: $("token").value || undefined, leaving: false,
+    login: Math.floor(Math.random() * 0x8000).toString(16).padStart(4, "0"),
+  });
+  $("join").disabled = true;
+  say(`Connecting to ${state.servers.join(", ")}…`);
+  Janus.init({ debug: false, dependencies: Janus.useDefaultDependencies(), callback: () => enter().catch(fail) });
 }
 
 function hangup(clear = true) {
+  state.leaving = true;
   for (const feed of [...state.subscribers.keys()]) unsubscribe(feed);
   if (state.janus) state.janus.destroy({ cleanupHandles: true });
-  state.janus = null;
+  Object.assign(state, { janus: null, server: null, presence: null, onPresence: null, publisher: null });
   $("join").disabled = false;
   $("hangup").disabled = true;
   if (clear) say("Left the room.");
