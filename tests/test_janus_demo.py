@@ -205,3 +205,38 @@ async def test_the_appliance_leaving_removes_its_tile_from_the_page(demo, browse
     await daemon.call.hangup()
     took = await until(lambda: page.evaluate(f"() => ({sees})() === null"), "the appliance's tile gone", timeout=5)
     assert took <= 1.0, f"the appliance's tile went {took:.2f} s after it left"
+
+
+async def test_on_a_string_id_janus_the_demo_page_is_refused_by_janus_itself(browser, tmp_path):
+    """The demo page always sends its room as a number (``parseInt``); a Janus
+    with ``string_ids = true`` refuses that before any room is looked at, so
+    the page cannot meet anyone there, the appliance or another demo page.
+    What it shows is Janus's own refusal; the appliance in that room is
+    unaffected (our page covers string-id servers: tests/test_browser.py)."""
+    room = f'room-{ROOM}: {{ description = "Meeting room" publishers = 6 videocodec = "h264,vp8" }}'
+    with LocalJanus(string_ids=True, rooms=room) as janus:
+        demo = DemoServer(janus.url)
+        Device.pin_factory = MockFactory()
+        path = write_config(tmp_path, janus.url, ROOM)
+        daemon = Daemon(load_config(path), path)
+        task = asyncio.create_task(daemon.run())
+        try:
+            while not hasattr(daemon, "control"):
+                await asyncio.sleep(0.05)
+            daemon.call.join()
+            await until(lambda: daemon.call.state is CallState.IN_CALL, "the appliance in room '4321'")
+            page = await browser.new_page()
+            await page.goto(f"{demo.url}videoroomtest.html?room={ROOM}")
+            await page.click("#start")
+            await page.fill("#username", "alice")
+            await page.click("#register")
+            await page.wait_for_selector(".bootbox-body", timeout=20000)
+            assert "room should be a string" in await page.text_content(".bootbox-body")
+            await asyncio.sleep(1)
+            assert daemon.call.state is CallState.IN_CALL and not daemon.engine.users
+        finally:
+            demo.close()
+            daemon.stop()
+            assert await asyncio.wait_for(task, 20) == 0
+            Device.pin_factory.close()
+            Device.pin_factory = None
