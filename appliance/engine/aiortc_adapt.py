@@ -1,6 +1,6 @@
 """Every place the engine reaches into aiortc's or aioice's internals.
 
-aiortc has no public API for three things an appliance needs:
+aiortc has no public API for these things an appliance needs:
 
 - **Keyframe requests on the pass-through path.** A receiver's PLI/FIR reaches
   ``RTCRtpSender._send_keyframe``, which only sets a flag for aiortc's own
@@ -10,6 +10,11 @@ aiortc has no public API for three things an appliance needs:
   the answer; Janus drops it and the handshake waits for OpenSSL's 1 s
   retransmission. Answering as the server (``a=setup:passive``) lets Janus
   start the handshake once it is ready.
+- **A video frame released when it is complete.** aiortc's jitter buffer
+  hands a frame to the decoder only when the *next* frame's first packet
+  arrives, ignoring the RTP marker bit that ends every frame: every remote
+  picture waits a frame interval (33 ms at 30 fps). Video receivers get a
+  buffer that also completes a frame on its marker bit.
 - **ICE host interfaces.** aioice gathers host candidates on every interface;
   an appliance with a LAN, a VPN and Wi-Fi often must use only one.
 - **A connection that fails while connecting.** aiortc starts ICE, DTLS and
@@ -37,8 +42,10 @@ from collections.abc import Callable, Iterable
 import aioice
 import aioice.ice
 import aiortc
+import aiortc.rtcrtpreceiver
 import ifaddr
-from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 TESTED_AIORTC = "1.16."
@@ -95,6 +102,15 @@ def check() -> None:
         "RTCPeerConnection no longer connects its transports in a __connect() task",
     )
     _require(
+        aiortc.rtcrtpreceiver.JitterBuffer in (JitterBuffer, _jitter_buffer)
+        and "JitterBuffer(capacity=512, is_video=True)" in _source(RTCRtpReceiver.__init__)
+        and _parameters(JitterBuffer._remove_frame) == ["self", "sequence_number"]
+        and "self._remove_frame(packet.sequence_number)" in _source(JitterBuffer.add)
+        and _parameters(JitterFrame) == ["data", "timestamp"]
+        and all(f"self.{name}" in _source(JitterBuffer.__init__) for name in ("_packets", "_origin", "_capacity")),
+        "aiortc's receiver no longer reassembles video in JitterBuffer._remove_frame()",
+    )
+    _require(
         _parameters(getattr(aioice.ice, "get_host_addresses", None)) == ["use_ipv4", "use_ipv6"]
         and "get_host_addresses(" in _source(aioice.ice.Connection.gather_candidates),
         "aioice no longer gathers host addresses through ice.get_host_addresses()",
@@ -108,9 +124,42 @@ async def _connect_reporting_failure(pc: RTCPeerConnection) -> None:
         pc.emit("connectfailure", f"{type(exc).__name__}: {exc}")
 
 
+class MarkerJitterBuffer(JitterBuffer):
+    """aiortc's video jitter buffer, which also completes a frame on its marker bit.
+
+    >>> from aiortc.rtp import RtpPacket
+    >>> buffer = MarkerJitterBuffer(capacity=16, is_video=True)
+    >>> def packet(seq, marker):
+    ...     p = RtpPacket(sequence_number=seq, timestamp=3000, marker=marker)
+    ...     p._data = bytes([seq])
+    ...     return p
+    >>> buffer.add(packet(1, 0))[1] is None
+    True
+    >>> buffer.add(packet(2, 1))[1].data  # the frame's last packet: out at once
+    b'\\x01\\x02'
+    """
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        packets = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]  # type: ignore[operator]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                break
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                return JitterFrame(data=b"".join(p._data for p in packets), timestamp=packet.timestamp)  # type: ignore[attr-defined]
+        return super()._remove_frame(sequence_number)  # no marker: complete when the next frame starts
+
+
+def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
+    return (MarkerJitterBuffer if is_video else JitterBuffer)(capacity, prefetch, is_video)
+
+
 _original_connect = getattr(RTCPeerConnection, "_RTCPeerConnection__connect", None)
 check()
 RTCPeerConnection._RTCPeerConnection__connect = _connect_reporting_failure  # type: ignore[attr-defined]
+aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[misc]
 
 
 def route_keyframe_requests(sender: RTCRtpSender, request_keyframe: Callable[[], None]) -> None:
