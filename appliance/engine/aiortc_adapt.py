@@ -15,6 +15,10 @@ aiortc has no public API for these things an appliance needs:
   arrives, ignoring the RTP marker bit that ends every frame: every remote
   picture waits a frame interval (33 ms at 30 fps). Video receivers get a
   buffer that also completes a frame on its marker bit.
+- **Log records that keep a decoder alive.** A frame that fails to decode is
+  logged with the exception as an argument; its traceback holds the decoder
+  (its FFmpeg threads and frames) for as long as any handler keeps the record
+  (a buffer, a test's log capture). The receiver's records carry the text.
 - **ICE host interfaces.** aioice gathers host candidates on every interface;
   an appliance with a LAN, a VPN and Wi-Fi often must use only one.
 - **A connection that fails while connecting.** aiortc starts ICE, DTLS and
@@ -37,6 +41,7 @@ True
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterable
 
 import aioice
@@ -102,6 +107,10 @@ def check() -> None:
         "RTCPeerConnection no longer connects its transports in a __connect() task",
     )
     _require(
+        isinstance(getattr(aiortc.rtcrtpreceiver, "logger", None), logging.Logger),
+        "aiortc's receiver no longer logs through its module's logger",
+    )
+    _require(
         aiortc.rtcrtpreceiver.JitterBuffer in (JitterBuffer, _jitter_buffer)
         and "JitterBuffer(capacity=512, is_video=True)" in _source(RTCRtpReceiver.__init__)
         and _parameters(JitterBuffer._remove_frame) == ["self", "sequence_number"]
@@ -152,6 +161,20 @@ class MarkerJitterBuffer(JitterBuffer):
         return super()._remove_frame(sequence_number)  # no marker: complete when the next frame starts
 
 
+class _ExceptionsAsText(logging.Filter):
+    """Turns exceptions among a record's arguments into their text.
+
+    >>> record = logging.LogRecord("aiortc", logging.WARNING, "", 0, "failed: %s", (ValueError("bad"),), None)
+    >>> _ExceptionsAsText().filter(record), record.args
+    (True, ('bad',))
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, BaseException) for arg in record.args):
+            record.args = tuple(str(arg) if isinstance(arg, BaseException) else arg for arg in record.args)
+        return True
+
+
 def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
     return (MarkerJitterBuffer if is_video else JitterBuffer)(capacity, prefetch, is_video)
 
@@ -160,6 +183,7 @@ _original_connect = getattr(RTCPeerConnection, "_RTCPeerConnection__connect", No
 check()
 RTCPeerConnection._RTCPeerConnection__connect = _connect_reporting_failure  # type: ignore[attr-defined]
 aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[misc]
+aiortc.rtcrtpreceiver.logger.addFilter(_ExceptionsAsText())
 
 
 def route_keyframe_requests(sender: RTCRtpSender, request_keyframe: Callable[[], None]) -> None:
