@@ -1,13 +1,21 @@
-"""Helpers for daemon tests: a config for a test appliance, a NOTIFY_SOCKET, the loop's lag."""
+"""Helpers for daemon tests: a config for a test appliance, the daemon running
+in the test's loop, waiting on conditions, a NOTIFY_SOCKET, the loop's lag."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from appliance.app.config import load_config
+from appliance.app.daemon import Daemon
 from appliance.testing.demo import synthetic_config
 
 
@@ -18,6 +26,38 @@ def write_config(directory: Path, server_url: str, room_id: str, auto_join: bool
     path.write_text(synthetic_config(server_url, room_id, directory / "control.sock", auto_join=auto_join,
                                      screen=screen, camera=(320, 180, 15)))
     return path
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(path: Path) -> AsyncIterator[Daemon]:
+    """The daemon of the config at ``path``, running in this loop on gpiozero's
+    mock pins until the block ends; then it must stop cleanly (exit 0)."""
+    Device.pin_factory = MockFactory()
+    daemon = Daemon(load_config(path), path)
+    task = asyncio.create_task(daemon.run())
+    try:
+        while not hasattr(daemon, "control"):
+            await asyncio.sleep(0.05)
+        yield daemon
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 20) == 0
+        Device.pin_factory.close()
+        Device.pin_factory = None
+
+
+async def until(predicate, what: str, timeout: float = 20) -> float:  # type: ignore[no-untyped-def]
+    """Waits until ``predicate()`` (sync or async) holds; returns how long it took."""
+    started = time.monotonic()
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def poll_until(predicate, timeout: float, what, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +25,7 @@ from appliance.app.daemon import Daemon
 from appliance.engine import PlayerState
 from appliance.testing.janus_server import LocalJanus
 
-from .daemonkit import write_config
+from .daemonkit import running_daemon, until, write_config
 
 DEMOS = Path("/usr/share/janus/demos")
 ROOM = "4321"
@@ -111,20 +110,6 @@ async def appliance(debian_janus, tmp_path) -> AsyncIterator[Any]:
     assert await asyncio.wait_for(task, 20) == 0
     Device.pin_factory.close()
     Device.pin_factory = None
-
-
-async def until(predicate, what: str, timeout: float = 20) -> float:  # type: ignore[no-untyped-def]
-    """Waits until ``predicate()`` (sync or async) holds; returns how long it took."""
-    started = time.monotonic()
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 PAGE_SEES = """() => {
@@ -216,27 +201,18 @@ async def test_on_a_string_id_janus_the_demo_page_is_refused_by_janus_itself(bro
     room = f'room-{ROOM}: {{ description = "Meeting room" publishers = 6 videocodec = "h264,vp8" }}'
     with LocalJanus(string_ids=True, rooms=room) as janus:
         demo = DemoServer(janus.url)
-        Device.pin_factory = MockFactory()
-        path = write_config(tmp_path, janus.url, ROOM)
-        daemon = Daemon(load_config(path), path)
-        task = asyncio.create_task(daemon.run())
         try:
-            while not hasattr(daemon, "control"):
-                await asyncio.sleep(0.05)
-            daemon.call.join()
-            await until(lambda: daemon.call.state is CallState.IN_CALL, "the appliance in room '4321'")
-            page = await browser.new_page()
-            await page.goto(f"{demo.url}videoroomtest.html?room={ROOM}")
-            await page.click("#start")
-            await page.fill("#username", "alice")
-            await page.click("#register")
-            await page.wait_for_selector(".bootbox-body", timeout=20000)
-            assert "room should be a string" in await page.text_content(".bootbox-body")
-            await asyncio.sleep(1)
-            assert daemon.call.state is CallState.IN_CALL and not daemon.engine.users
+            async with running_daemon(write_config(tmp_path, janus.url, ROOM)) as daemon:
+                daemon.call.join()
+                await until(lambda: daemon.call.state is CallState.IN_CALL, "the appliance in room '4321'")
+                page = await browser.new_page()
+                await page.goto(f"{demo.url}videoroomtest.html?room={ROOM}")
+                await page.click("#start")
+                await page.fill("#username", "alice")
+                await page.click("#register")
+                await page.wait_for_selector(".bootbox-body", timeout=20000)
+                assert "room should be a string" in await page.text_content(".bootbox-body")
+                await asyncio.sleep(1)
+                assert daemon.call.state is CallState.IN_CALL and not daemon.engine.users
         finally:
             demo.close()
-            daemon.stop()
-            assert await asyncio.wait_for(task, 20) == 0
-            Device.pin_factory.close()
-            Device.pin_factory = None

@@ -5,7 +5,6 @@ in Chromium; then a fourth participant once the first server is back."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
 import time
@@ -14,12 +13,8 @@ from urllib.parse import urlencode
 
 import av
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 
 from appliance.app.call import CallState
-from appliance.app.config import load_config
-from appliance.app.daemon import Daemon
 from appliance.engine import EngineProfile, PlayerState, RoomConfig, User
 from appliance.engine.servers import server_order
 from appliance.media import EncoderSettings
@@ -27,7 +22,7 @@ from appliance.testing import TestPatternSource, ToneSource
 from appliance.testing.janus_server import LocalJanus
 from appliance.testing.webclient import WebClientServer
 
-from .daemonkit import write_config
+from .daemonkit import running_daemon, until, write_config
 
 MOVE_BOUND = 5.0  # seconds from the server's death to all three meeting again, media flowing
 
@@ -65,20 +60,6 @@ def two_servers() -> Iterator[list[LocalJanus]]:
         server.close()
 
 
-async def until(predicate, what: str, timeout: float = 20) -> float:  # type: ignore[no-untyped-def]
-    """Waits until ``predicate()`` (sync or async) holds; returns how long it took."""
-    started = time.monotonic()
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 PAGE_PLAYS = """(name) => {
   const tile = [...document.querySelectorAll('.tile')].find((t) => t.querySelector('span').textContent === name);
   if (!tile) return false;
@@ -94,15 +75,9 @@ async def test_a_room_moves_to_the_next_server_together_and_does_not_split(two_s
     profile = EngineProfile(server=urls, reconnect_max_delay=1.0, request_timeout=5.0)
 
     # The appliance: urls instead of url.
-    Device.pin_factory = MockFactory()
     path = write_config(tmp_path, urls[0], room_id)
-    text = path.read_text().replace(f'url = "{urls[0]}"', f"urls = {list(urls)!r}".replace("'", '"'))
-    path.write_text(text)
-    daemon = Daemon(load_config(path), path)
-    task = asyncio.create_task(daemon.run())
-    try:
-        while not hasattr(daemon, "control"):
-            await asyncio.sleep(0.05)
+    path.write_text(path.read_text().replace(f'url = "{urls[0]}"', f"urls = {list(urls)!r}".replace("'", '"')))
+    async with running_daemon(path) as daemon:
         daemon.call.join()
 
         # An engine participant, publishing.
@@ -156,8 +131,3 @@ async def test_a_room_moves_to_the_next_server_together_and_does_not_split(two_s
         await until(lambda: "carol" in {u.user_id for u in daemon.engine.users}, "carol at the appliance")
         assert daemon.engine.server == bob.server == second.url
         assert await page.evaluate("() => state.server") == second.url
-    finally:
-        daemon.stop()
-        assert await asyncio.wait_for(task, 20) == 0
-        Device.pin_factory.close()
-        Device.pin_factory = None

@@ -22,15 +22,7 @@ from appliance.app.call import CallState
 from appliance.app.config import load_config
 from appliance.app.daemon import Daemon
 
-from .daemonkit import write_config
-
-
-async def until(predicate, what: str, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+from .daemonkit import until, write_config
 
 
 def rss_mb() -> float:
