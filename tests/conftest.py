@@ -39,6 +39,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.name == "test_soak":
             item.add_marker(pytest.mark.timeout(int(minutes * 60) + 180))
+        # Tests that drive Chromium: `-m "not browser"` leaves them out (make test-arm64).
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture
@@ -47,6 +50,7 @@ def long_mode(request: pytest.FixtureRequest) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: drives Debian's Chromium (make test-arm64 leaves these out)")
     logging.getLogger("aioice").setLevel(logging.WARNING)
     if not netns.inside():
         pytest.exit(
