@@ -196,8 +196,8 @@ async def test_a_room_that_requires_private_ids(numeric_janus, daemon_in, engine
 
 async def test_a_room_whose_codecs_lack_h264(daemon_in):
     daemon = await daemon_in("5003")
-    await until(lambda: daemon.call.media_problem, "the publisher's refusal")
     line = "room '5003' does not take H.264 video (its codecs: vp8)"
+    await until(lambda: daemon.call.media_problem == line, "the publisher's refusal")  # after "starting"
     assert daemon.call.media_problem == line
     assert daemon.status_line() == f"In call: 5003, 1 participants; no media: {line}"
     assert daemon.screen.detail == f"no media: {line}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -10,7 +12,6 @@ import numpy as np
 from appliance.engine import PlayerState, User
 from appliance.engine.tracks import mono_to_stereo
 from appliance.media.speaker import Speaker, SpeakerSettings
-from appliance.testing import ToneSource
 
 from .conftest import profile_for
 
@@ -25,35 +26,43 @@ def tone_level(samples: np.ndarray, frequency: float) -> float:
     return float(spectrum[index - 2 : index + 3].max())
 
 
+def tone_process(janus, room_id: str, user: str, hz: float, level: float) -> subprocess.Popen[bytes]:  # type: ignore[no-untyped-def]
+    return subprocess.Popen([sys.executable, "-m", "appliance.testing.publishers", "tone", janus.url, room_id, user,
+                             str(hz), str(level), "600"])
+
+
 def read_mono(path, channels: int = 2) -> np.ndarray:
     data = np.frombuffer(path.read_bytes(), np.int16).astype(np.float64) / 32768
     return data.reshape(-1, channels).mean(axis=1)
 
 
-async def test_two_remote_tones_mixed_at_their_levels_and_a_stopped_one_goes_at_once(janus, room_id, engines, tmp_path):
+async def test_two_remote_tones_mixed_at_their_levels_and_a_stopped_one_goes_at_once(janus, room_id, engines, tmp_path,
+                                                                                    request):
     out = tmp_path / "speaker.raw"
     speaker = Speaker(SpeakerSettings(device=f"file:FILE={out},FORMAT=raw"))
-    alice, rec_alice = engines(profile_for(janus))
-    carol, _ = engines(profile_for(janus))
+    # The two remotes in processes of their own, as the world's are: their
+    # encoders do not take the measured process's time.
+    alice = tone_process(janus, room_id, "alice", 440, 0.25)
+    carol = tone_process(janus, room_id, "carol", 660, 0.15)
+    request.addfinalizer(lambda: [process.kill() for process in (alice, carol)])
     bob, rec_bob = engines(profile_for(janus))
-    await alice.login_room(room_id, User("alice"))
-    await carol.login_room(room_id, User("carol"))
-    await alice.start_publishing_stream("alice-mic", audio=ToneSource(440, level=0.25))
-    await carol.start_publishing_stream("carol-mic", audio=ToneSource(660, level=0.15))
     await bob.login_room(room_id, User("bob"))
-    await rec_bob.wait_for(lambda: len(bob.streams) == 2, what="both streams")
+    await rec_bob.wait_for(lambda: len(bob.streams) == 2, timeout=60, what="both streams")
     for stream in ("alice-mic", "carol-mic"):
         await bob.start_playing_stream(stream, audio_sink=speaker.audio_sink(stream))
     await rec_bob.wait_for(lambda: all(bob.player_state(s) is PlayerState.PLAYING for s in ("alice-mic", "carol-mic")))
     await asyncio.sleep(2.0)
 
-    await alice.stop_publishing_stream("alice-mic")
+    alice.terminate()  # alice leaves, her stream with her
     await rec_bob.wait_for(lambda: bob.player_state("alice-mic") is PlayerState.REQUESTING, what="alice's stream gone")
     removed_at = speaker.periods_written
     speaker.remove_stream("alice-mic")
     await bob.stop_playing_stream("alice-mic")
     await asyncio.sleep(1.0)
     speaker.close()
+    carol.terminate()
+    for process in (alice, carol):
+        process.wait()
 
     mono = read_mono(out)
     period = 960

@@ -2,10 +2,12 @@
 the measured process (a benchmark's, a test's) sees only its own work.
 
     python -m appliance.testing.publishers SERVER ROOM COUNT SECONDS [WIDTH HEIGHT [FPS]]
+    python -m appliance.testing.publishers tone SERVER ROOM USER HZ LEVEL SECONDS
 
 Each of COUNT users (``remote-<n>``) publishes ``remote-<n>-main``: a stamped
 test pattern (default 1280x720 at 30 fps, 2 s GOP) and a tone of its own
-(660 + n Hz), and plays nothing.
+(660 + n Hz), and plays nothing. ``tone``: USER publishes ``USER-mic``, a tone
+of HZ at LEVEL (0..1 of full scale) alone.
 """
 
 from __future__ import annotations
@@ -34,7 +36,20 @@ async def publish(server: str, room: str, count: int, seconds: float, width: int
         source.close()
 
 
-if __name__ == "__main__":
+async def publish_tone(server: str, room: str, user: str, hz: float, level: float, seconds: float) -> None:
+    engine = Engine.create(EngineProfile(server=server))
+    tone = ToneSource(hz, level=level)
+    await engine.login_room(room, User(user))
+    await engine.start_publishing_stream(f"{user}-mic", audio=tone)
+    await asyncio.sleep(seconds)
+    await engine.destroy()
+    tone.close()
+
+
+if __name__ == "__main__" and sys.argv[1] == "tone":
+    server, room, user, hz, level, seconds = sys.argv[2:8]
+    asyncio.run(publish_tone(server, room, user, float(hz), float(level), float(seconds)))
+elif __name__ == "__main__":
     shape = [int(v) for v in sys.argv[5:8]]
     width, height, fps = shape + [1280, 720, 30][len(shape):]
     asyncio.run(publish(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), width, height, fps))
