@@ -15,12 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from gpiozero import Device
-from gpiozero.pins.mock import MockFactory
 from playwright.async_api import Browser, Page
 
 from appliance.app.call import CallState
-from appliance.app.config import load_config
 from appliance.app.daemon import Daemon
 from appliance.engine import PlayerState
 from appliance.testing.janus_server import LocalJanus
@@ -88,28 +85,19 @@ async def open_demo(browser: Browser, demo: DemoServer, name: str) -> Page:
 
 @pytest.fixture
 async def appliance(debian_janus, tmp_path) -> AsyncIterator[Any]:
-    Device.pin_factory = MockFactory()
     speaker = tmp_path / "speaker.raw"
     path = write_config(tmp_path, debian_janus.url, ROOM)
     path.write_text(path.read_text().replace("[speaker]\nenabled = false",
                                              f'[speaker]\ndevice = "file:FILE={speaker},FORMAT=raw"'))
-    daemon = Daemon(load_config(path), path)
-    daemon.speaker_file = speaker
-    task = asyncio.create_task(daemon.run())
-    while not hasattr(daemon, "control"):
-        await asyncio.sleep(0.05)
+    async with running_daemon(path) as daemon:
+        daemon.speaker_file = speaker
 
-    async def join() -> Daemon:
-        daemon.call.join()
-        while daemon.call.state is not CallState.IN_CALL:
-            await asyncio.sleep(0.05)
-        return daemon
+        async def join() -> Daemon:
+            daemon.call.join()
+            await until(lambda: daemon.call.state is CallState.IN_CALL, "in call")
+            return daemon
 
-    yield join
-    daemon.stop()
-    assert await asyncio.wait_for(task, 20) == 0
-    Device.pin_factory.close()
-    Device.pin_factory = None
+        yield join
 
 
 PAGE_SEES = """() => {

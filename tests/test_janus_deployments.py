@@ -24,7 +24,7 @@ from appliance.testing import TestPatternSource, ToneSource
 from appliance.testing.janus_server import LocalJanus
 
 from .conftest import profile_for
-from .daemonkit import write_config
+from .daemonkit import until, write_config
 
 PIN = "pin-739153-ok"
 ROOMS = f"""
@@ -149,16 +149,6 @@ async def daemon_in(numeric_janus, tmp_path) -> AsyncIterator:
         assert await asyncio.wait_for(task, 20) == 0
     Device.pin_factory.close()
     Device.pin_factory = None
-
-
-async def until(predicate, what: str, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.05)
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def test_a_room_with_a_pin(numeric_janus, daemon_in, engines, caplog):

@@ -43,7 +43,7 @@ from typing import Any
 
 from ..engine.backoff import Backoff
 from ..engine.engine import Engine
-from ..engine.errors import ErrorCode, one_line
+from ..engine.errors import UNREACHABLE, ErrorCode, one_line
 from ..engine.profile import RoomConfig, Stream, User
 from ..engine.states import PublisherState, RoomState, RoomStateReason, UpdateType
 from ..engine.tracks import AudioSource, EncodedVideoSource
@@ -51,10 +51,6 @@ from ..media.speaker import Speaker
 from ..screen.compositor import Compositor, ScreenState
 
 log = logging.getLogger(__name__)
-
-# Login failures that mean the server was not reached (or not for long enough).
-UNREACHABLE = (ErrorCode.SERVER_UNREACHABLE, ErrorCode.REQUEST_TIMEOUT, ErrorCode.NETWORK_INTERRUPTED,
-               ErrorCode.SESSION_LOST)
 
 
 class CallState(Enum):

@@ -63,6 +63,12 @@ class ErrorCode(IntEnum):
     CODEC_NOT_SUPPORTED = 4006
 
 
+# The codes that say a server could not be reached (or not for long enough),
+# as opposed to one that answered and refused.
+UNREACHABLE = frozenset({ErrorCode.SERVER_UNREACHABLE, ErrorCode.NETWORK_INTERRUPTED, ErrorCode.REQUEST_TIMEOUT,
+                         ErrorCode.SESSION_LOST})
+
+
 class EngineError(Exception):
     """A failure with a named :class:`ErrorCode` and a one-line explanation."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backoff import Backoff
-from .errors import EngineError, ErrorCode
+from .errors import UNREACHABLE, EngineError, ErrorCode
 from .events import EventEmitter
 from .janus import (
     UNAUTHORIZED,
@@ -49,9 +49,6 @@ from .tokens import token_expiry
 log = logging.getLogger(__name__)
 
 USER_NOTIFY_LIMIT = 500
-# Errors that say a server cannot be reached now, not that it refused us.
-_UNREACHABLE = (ErrorCode.SERVER_UNREACHABLE, ErrorCode.NETWORK_INTERRUPTED, ErrorCode.REQUEST_TIMEOUT,
-                ErrorCode.SESSION_LOST)
 
 
 @dataclass
@@ -247,7 +244,7 @@ class Room:
                     await result.connection.close()
         if chosen is None:
             # A refusal says more than an unreachable server, and stops the retries.
-            raise next((e for e in errors if e.code not in _UNREACHABLE), errors[0])
+            raise next((e for e in errors if e.code not in UNREACHABLE), errors[0])
         return chosen
 
     async def _probe(self, url: str) -> _Probe:
