@@ -7,12 +7,14 @@ the measured process (a benchmark's, a test's) sees only its own work.
 Each of COUNT users (``remote-<n>``) publishes ``remote-<n>-main``: a stamped
 test pattern (default 1280x720 at 30 fps, 2 s GOP) and a tone of its own
 (660 + n Hz), and plays nothing. ``tone``: USER publishes ``USER-mic``, a tone
-of HZ at LEVEL (0..1 of full scale) alone.
+of HZ at LEVEL (0..1 of full scale) alone, until SECONDS have passed or it is
+sent SIGTERM (then it unpublishes and leaves).
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 
 from appliance.engine import Engine, EngineProfile, User
@@ -41,15 +43,22 @@ async def publish_tone(server: str, room: str, user: str, hz: float, level: floa
     tone = ToneSource(hz, level=level)
     await engine.login_room(room, User(user))
     await engine.start_publishing_stream(f"{user}-mic", audio=tone)
-    await asyncio.sleep(seconds)
+    # SIGTERM hangs up as a user would: the stream is unpublished, then the user leaves.
+    hangup = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, hangup.set)
+    try:
+        await asyncio.wait_for(hangup.wait(), seconds)
+    except TimeoutError:
+        pass
     await engine.destroy()
     tone.close()
 
 
-if __name__ == "__main__" and sys.argv[1] == "tone":
-    server, room, user, hz, level, seconds = sys.argv[2:8]
-    asyncio.run(publish_tone(server, room, user, float(hz), float(level), float(seconds)))
-elif __name__ == "__main__":
-    shape = [int(v) for v in sys.argv[5:8]]
-    width, height, fps = shape + [1280, 720, 30][len(shape):]
-    asyncio.run(publish(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), width, height, fps))
+if __name__ == "__main__":
+    if sys.argv[1] == "tone":
+        server, room, user, hz, level, seconds = sys.argv[2:8]
+        asyncio.run(publish_tone(server, room, user, float(hz), float(level), float(seconds)))
+    else:
+        shape = [int(v) for v in sys.argv[5:8]]
+        width, height, fps = shape + [1280, 720, 30][len(shape):]
+        asyncio.run(publish(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), width, height, fps))
