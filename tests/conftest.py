@@ -19,6 +19,7 @@ from appliance.engine import Engine, EngineProfile
 from appliance.engine.events import EVENTS
 from appliance.testing import netns
 from appliance.testing.janus_server import LocalJanus
+from appliance.testing.webclient import CHROMIUM, CHROMIUM_FLAGS
 
 from . import fakecamera  # noqa: F401  (stubs libcamera and kms++ before any test imports picamera2)
 from .pulse import PrivatePulse
@@ -74,21 +75,13 @@ def own_janus() -> Iterator[LocalJanus]:
         yield server
 
 
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-
-
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """Debian's Chromium, headless, in the namespace (for the browser tests; the arm64 run has none)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium
         await chromium.close()
 

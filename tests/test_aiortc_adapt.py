@@ -9,6 +9,7 @@ import aioice
 import aioice.ice
 import aiortc
 import aiortc.jitterbuffer
+import aiortc.rtcrtpreceiver
 import pytest
 from aiortc import RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -29,6 +30,7 @@ def test_the_installed_versions_pass():
         (RTCDtlsTransport, "_set_role", lambda self, role, extra: None, "_set_role"),
         (aioice.ice, "get_host_addresses", lambda use_ipv4: [], "get_host_addresses"),
         (aiortc.jitterbuffer.JitterBuffer, "_remove_frame", lambda self: None, "_remove_frame"),
+        (aiortc.rtcrtpreceiver, "get_decoder", lambda codec: None, "get_decoder"),
     ],
 )
 def test_a_changed_internal_fails_with_one_line(monkeypatch, target, name, replacement, says):
@@ -141,3 +143,50 @@ async def test_a_video_frame_is_decoded_without_waiting_for_the_next(janus, room
 
     await rec.wait_for(lambda: last_decoded() == last_sent, timeout=3, what=f"frame {last_sent}, the last sent")
     source.close()
+
+
+def test_the_receivers_buffer_hands_a_frame_to_the_decoder_on_its_marker_bit():
+    """Packets fed by hand, as aiortc's receiver feeds them, to the buffer it
+    makes: a frame is handed to the decoder with its own last packet (marker
+    bit), before the next frame's first packet; aiortc's own buffer holds it
+    until that packet comes."""
+    from aiortc.codecs import depayload
+    from aiortc.codecs.h264 import H264Encoder as Packetizer
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+    from aiortc.rtp import RtpPacket
+
+    from appliance.media import EncoderSettings
+    from appliance.media.encoder import VIDEO_TIME_BASE, H264Encoder
+    from appliance.testing.testpattern import Stamp, TestPattern, read_stamp
+
+    codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+    settings = EncoderSettings(640, 360, 30)
+    encoder, pattern, packetizer = H264Encoder(settings), TestPattern(640, 360), Packetizer()
+    sequence = 0
+
+    def rtp_packets(number: int) -> list[RtpPacket]:
+        nonlocal sequence
+        frame = pattern.render(Stamp(number, 1000 + number))
+        frame.pts, frame.time_base = number * 3000, VIDEO_TIME_BASE
+        (encoded,) = encoder.encode(frame, keyframe=number == 0)
+        payloads, timestamp = packetizer.pack(encoded)
+        packets = []
+        for i, payload in enumerate(payloads):
+            packet = RtpPacket(payload_type=102, sequence_number=sequence, timestamp=timestamp,
+                               marker=int(i == len(payloads) - 1), payload=payload)
+            packet._data = depayload(codec, payload)
+            packets.append(packet)
+            sequence += 1
+        return packets
+
+    first, second = rtp_packets(0), rtp_packets(1)
+    assert len(first) > 1 and first[-1].marker
+    ours = aiortc.rtcrtpreceiver.JitterBuffer(capacity=512, is_video=True)  # as RTCRtpReceiver makes it
+    aiortcs = aiortc.jitterbuffer.JitterBuffer(capacity=512, is_video=True)
+    out = [ours.add(packet)[1] for packet in first]
+    assert out[:-1] == [None] * (len(first) - 1) and out[-1] is not None
+    assert [aiortcs.add(packet)[1] for packet in first] == [None] * len(first)
+    assert aiortcs.add(second[0])[1].timestamp == out[-1].timestamp  # one frame interval later
+    (picture,) = aiortc.rtcrtpreceiver.get_decoder(codec).decode(out[-1])
+    assert read_stamp(picture) == Stamp(0, 1000)
+    assert [ours.add(packet)[1] for packet in second][-1].timestamp == second[-1].timestamp

@@ -255,10 +255,10 @@ async def test_a_stop_during_a_teardown_still_closes_the_peer_connection(janus, 
     from aiortc.rtcicetransport import RTCIceTransport
 
     real_close = RTCPeerConnection.close
-    closing = asyncio.Event()
+    closing: list[RTCPeerConnection] = []
 
     async def slow_close(self):  # type: ignore[no-untyped-def]
-        closing.set()
+        closing.append(self)
         await asyncio.sleep(0.3)  # long enough for the stop to land inside it
         await real_close(self)
 
@@ -271,13 +271,15 @@ async def test_a_stop_during_a_teardown_still_closes_the_peer_connection(janus, 
     await b.login_room(room_id, User("bob"))
     await b.start_playing_stream("cam")
     await rec_b.wait_for(lambda: b.player_state("cam") is PlayerState.PLAYING)
-    transports: list[RTCIceTransport] = [t.receiver.transport.transport for link in b._players.values()
-                                         for t in link._pc.getTransceivers()]
-    closing.clear()  # A's own close (A's publisher) sets it too
+    players = [link._pc for link in b._players.values()]
+    transports: list[RTCIceTransport] = [t.receiver.transport.transport for pc in players
+                                         for t in pc.getTransceivers()]
+    # A's publisher closes its own connection too; B's may start closing
+    # before A's close is over (it was, under emulation).
     await a.stop_publishing_stream("cam")
-    closing.clear()
-    await asyncio.wait_for(closing.wait(), 10)  # B's player is closing its connection...
-    await b.destroy()  # ...and is stopped during it
+    await rec_b.wait_for(lambda: any(pc in closing for pc in players), timeout=10,
+                         what="B's player closing its connection")
+    await b.destroy()  # ...and is stopped during it  # ...and is stopped during it
     await a.destroy()
     video.close()
     assert transports and all(t.state == "closed" for t in transports), [t.state for t in transports]

@@ -305,3 +305,36 @@ def test_an_error_longer_than_the_screen_is_wrapped_not_a_broken_frame():
     assert lines >= 3, "the title and the detail on two lines or more"
     columns = np.flatnonzero((np.abs(rgb.astype(int) - ERROR_BACKGROUND).sum(axis=2) > 60).any(axis=0))
     assert columns.min() > 0 and columns.max() < 639, "every line within the screen"
+
+
+async def test_frames_late_counts_deadlines_missed_while_a_frame_waits():
+    """compose4_dropped's counter: an idle gap between remote frames misses no
+    display frame; an output slower than the display does, while frames wait."""
+    import time
+
+    class SlowOutput(HeadlessOutput):
+        delay = 0.0
+
+        def show(self, image: np.ndarray) -> None:
+            time.sleep(self.delay)
+            super().show(image)
+
+    screen = Compositor(320, 180, "bgra", fps=10)
+    output = SlowOutput(320, 180, "bgra")
+    sink = screen.show_stream("remote", "Remote")
+    screen.set_status(ScreenState.IN_CALL, "room")
+    runner = asyncio.create_task(screen.run(output))
+    try:
+        for pause in (0.15, 0.6, 1.2, 0.3):  # idle gaps of up to 12 display frames
+            sink(solid(COLOURS[0]))
+            await asyncio.sleep(pause)
+        assert screen.frames_late == 0 and output.frames >= 4
+        output.delay = 0.35  # 3.5 display frames a screen: every frame sent meanwhile waits
+        for _ in range(8):
+            sink(solid(COLOURS[1]))
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.8)
+        assert screen.frames_late >= 3
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

@@ -72,9 +72,11 @@ def _run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .daemon import Daemon
     from .logs import REDACTOR, configure_logging
+    from .memory import limit_malloc
 
     config = load_config(args.config)
     configure_logging()
+    limit_malloc()  # before the call's threads start
     REDACTOR.add(config.token)
     return asyncio.run(Daemon(config, args.config).run())
 

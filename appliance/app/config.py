@@ -133,7 +133,7 @@ class ScreenConfig:
     output: str = _rule("auto", choices=("auto", "kms", "framebuffer", "window", "headless"))
     width: int = _rule(1920, range=(160, 3840), even=True)
     height: int = _rule(1080, range=(120, 2160), even=True)
-    fps: int = _rule(30, range=(1, 60))
+    fps: int = _rule(60, range=(1, 60))
 
 
 @dataclass(frozen=True)

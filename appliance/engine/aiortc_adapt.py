@@ -19,6 +19,10 @@ aiortc has no public API for these things an appliance needs:
   logged with the exception as an argument; its traceback holds the decoder
   (its FFmpeg threads and frames) for as long as any handler keeps the record
   (a buffer, a test's log capture). The receiver's records carry the text.
+- **When a remote video frame is complete and decoded.** For measuring the
+  way to the screen stage by stage (``make bench``): the video buffer and the
+  decoder aiortc's receiver makes report each frame to a clock, when one is
+  set (:func:`time_video_frames`).
 - **ICE host interfaces.** aioice gathers host candidates on every interface;
   an appliance with a LAN, a VPN and Wi-Fi often must use only one.
 - **A connection that fails while connecting.** aiortc starts ICE, DTLS and
@@ -42,16 +46,21 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 import aioice
 import aioice.ice
 import aiortc
+import aiortc.codecs
 import aiortc.rtcrtpreceiver
 import ifaddr
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 TESTED_AIORTC = "1.16."
 TESTED_AIOICE = "0.13."
@@ -115,9 +124,17 @@ def check() -> None:
         and "JitterBuffer(capacity=512, is_video=True)" in _source(RTCRtpReceiver.__init__)
         and _parameters(JitterBuffer._remove_frame) == ["self", "sequence_number"]
         and "self._remove_frame(packet.sequence_number)" in _source(JitterBuffer.add)
+        and _parameters(JitterBuffer.add) == ["self", "packet"]
         and _parameters(JitterFrame) == ["data", "timestamp"]
         and all(f"self.{name}" in _source(JitterBuffer.__init__) for name in ("_packets", "_origin", "_capacity")),
         "aiortc's receiver no longer reassembles video in JitterBuffer._remove_frame()",
+    )
+    worker = _source(aiortc.rtcrtpreceiver.decoder_worker)
+    _require(
+        aiortc.rtcrtpreceiver.get_decoder in (aiortc.codecs.get_decoder, _get_decoder)
+        and "decoder = get_decoder(codec)" in worker and "frames = decoder.decode(encoded_frame)" in worker
+        and "self.__jitter_buffer.add(packet)" in _source(RTCRtpReceiver._handle_rtp_packet),
+        "aiortc's receiver no longer decodes through get_decoder(codec).decode(encoded_frame)",
     )
     _require(
         _parameters(getattr(aioice.ice, "get_host_addresses", None)) == ["use_ipv4", "use_ipv6"]
@@ -160,6 +177,46 @@ class MarkerJitterBuffer(JitterBuffer):
                 return JitterFrame(data=b"".join(p._data for p in packets), timestamp=packet.timestamp)  # type: ignore[attr-defined]
         return super()._remove_frame(sequence_number)  # no marker: complete when the next frame starts
 
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        pli, frame = super().add(packet)
+        if frame is not None and _frame_clock is not None:
+            _frame_clock("complete", frame.timestamp, time.monotonic())
+        return pli, frame
+
+
+FrameClock = Callable[[str, int, float], None]
+_frame_clock: FrameClock | None = None
+
+
+def time_video_frames(clock: FrameClock | None) -> None:
+    """Reports each remote video frame to ``clock(stage, rtp_timestamp, time.monotonic())``.
+
+    ``stage`` is ``"complete"`` (its last packet is in, on the event loop) or
+    ``"decoded"`` (in aiortc's decoder thread; a decoded frame's ``pts`` is its
+    RTP timestamp). Process-wide, for decoders made after the call; ``None``
+    stops it. The clock must be quick: it runs on the media path.
+    """
+    global _frame_clock
+    _frame_clock = clock
+
+
+class _TimedDecoder(Decoder):
+    def __init__(self, decoder: Decoder, clock: FrameClock) -> None:
+        self.decoder, self.clock = decoder, clock
+
+    def decode(self, encoded_frame: JitterFrame) -> list:  # type: ignore[type-arg]
+        frames = self.decoder.decode(encoded_frame)
+        now = time.monotonic()
+        for frame in frames:
+            self.clock("decoded", frame.pts, now)
+        return frames
+
+
+def _get_decoder(codec: RTCRtpCodecParameters) -> Decoder:
+    decoder = aiortc.codecs.get_decoder(codec)
+    clock = _frame_clock
+    return _TimedDecoder(decoder, clock) if clock is not None and codec.mimeType.startswith("video/") else decoder
+
 
 class _ExceptionsAsText(logging.Filter):
     """Turns exceptions among a record's arguments into their text.
@@ -183,6 +240,7 @@ _original_connect = getattr(RTCPeerConnection, "_RTCPeerConnection__connect", No
 check()
 RTCPeerConnection._RTCPeerConnection__connect = _connect_reporting_failure  # type: ignore[attr-defined]
 aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[misc]
+aiortc.rtcrtpreceiver.get_decoder = _get_decoder
 aiortc.rtcrtpreceiver.logger.addFilter(_ExceptionsAsText())
 
 

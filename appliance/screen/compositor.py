@@ -125,7 +125,7 @@ def _wrap(text: str, size: int, width: int) -> list[str]:
 class Compositor:
     """Composes the appliance's screen; see the module docs."""
 
-    def __init__(self, width: int = 1920, height: int = 1080, pixel_format: str = "bgra", fps: float = 30) -> None:
+    def __init__(self, width: int = 1920, height: int = 1080, pixel_format: str = "bgra", fps: float = 60) -> None:
         if pixel_format not in PIXEL_FORMATS:
             raise ValueError(f"pixel format must be one of {PIXEL_FORMATS}, not {pixel_format!r}")
         self.width, self.height, self.pixel_format, self.fps = width, height, pixel_format, fps
@@ -134,7 +134,9 @@ class Compositor:
         self.detail = ""
         self.muted = False
         self.participants: int | None = None
-        self.frames_late = 0  # display frames missed because composing fell behind
+        # Display frames missed while a remote frame was waiting to be shown
+        # (composing fell behind); idle gaps between frames do not count.
+        self.frames_late = 0
         self.last_image: np.ndarray | None = None
         self.status_height = max(24, height // 24)
         # Replaced, never changed in place: compose() reads it from a worker
@@ -148,8 +150,13 @@ class Compositor:
         }
         self._canvas = blank(width, height, pixel_format)
         self._new_frame = asyncio.Event()
+        self._waiting_since: float | None = None  # when the oldest frame not yet composed arrived
         self._last_error = 0.0
         self._layout: tuple[object, ...] | None = None
+        # For measuring (make bench): frame_clock(stage, pts, time.monotonic())
+        # hears "delivered" (a sink got the frame) and "composed" (it is
+        # scaled onto the canvas; the output is shown the canvas next).
+        self.frame_clock: Callable[[str, int, float], None] | None = None
 
     # -- what to show -------------------------------------------------------
 
@@ -164,7 +171,11 @@ class Compositor:
         def sink(frame: av.VideoFrame) -> None:
             tile.frame = frame  # only the newest frame is kept
             tile.received += 1
+            if self._waiting_since is None:
+                self._waiting_since = time.monotonic()
             self._new_frame.set()
+            if self.frame_clock is not None:
+                self.frame_clock("delivered", frame.pts, time.monotonic())
 
         return sink
 
@@ -273,6 +284,8 @@ class Compositor:
         if new:
             tile.scaled = (frame, rect, frame_array(frame.reformat(rect.w, rect.h, format=self.pixel_format)))
             tile.shown += 1
+            if self.frame_clock is not None:
+                self.frame_clock("composed", frame.pts, time.monotonic())
         if new or redraw:
             assert tile.scaled is not None
             canvas[rect.slices] = tile.scaled[2]
@@ -315,6 +328,10 @@ class Compositor:
         image = self.last_image if self.last_image is not None else self.compose()
         return png_bytes(image, self.pixel_format)
 
+    def _present(self, output: Output) -> None:
+        """Composes and shows one screen (in one worker-thread hop)."""
+        output.show(self.compose())
+
     async def run(self, output: Output) -> None:
         """Composes and shows frames until cancelled.
 
@@ -340,12 +357,13 @@ class Compositor:
             if last is not None and now < last + interval:
                 await asyncio.sleep(last + interval - now)
                 now = time.monotonic()
-            if last is not None:
-                self.frames_late += max(0, int((now - last) / interval) - 1)
+            waiting, self._waiting_since = self._waiting_since, None
+            if waiting is not None:
+                earliest = waiting if last is None else max(waiting, last + interval)  # its first possible deadline
+                self.frames_late += int((now - earliest) / interval)
             last = now
             try:
-                image = await asyncio.to_thread(self.compose)
-                await asyncio.to_thread(output.show, image)
+                await asyncio.to_thread(self._present, output)
             except Exception:  # the screen must keep going; say what went wrong, once a second at most
                 if now - self._last_error > 1:
                     log.exception("composing or showing a frame failed")

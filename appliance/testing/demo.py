@@ -106,12 +106,14 @@ def synthetic_config(
     *,
     auto_join: bool = True,
     output: str = "headless",
-    screen: tuple[int, int, int] = (1920, 1080, 30),
+    screen: tuple[int, int, int] = (1920, 1080, 60),
     camera: tuple[int, int, int] = (1280, 720, 30),
     user: tuple[str, str] = ("room-pi", "Room Pi"),
+    sources: tuple[str, str] = ("test", "tone"),
 ) -> str:
     """The configuration of an appliance with the synthetic camera and
-    microphone and no speaker (the demo, the benchmarks and the tests)."""
+    microphone (``sources``; ``"none"`` turns one off) and no speaker (the
+    demo, the benchmarks and the tests)."""
     return f"""
 [server]
 url = "{url}"
@@ -121,13 +123,13 @@ user_id = "{user[0]}"
 user_name = "{user[1]}"
 auto_join = {str(auto_join).lower()}
 [camera]
-source = "test"
+source = "{sources[0]}"
 width = {camera[0]}
 height = {camera[1]}
 fps = {camera[2]}
 gop = {camera[2] * 2}
 [microphone]
-source = "tone"
+source = "{sources[1]}"
 [speaker]
 enabled = false
 [screen]

@@ -24,6 +24,15 @@ from types import TracebackType
 from typing import Any
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+CHROMIUM = "/usr/bin/chromium"
+# Headless Debian Chromium in the namespace: fake camera and microphone, no
+# prompts, playback without a gesture, real host candidates (no mDNS).
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
 JAVASCRIPT = Path("/usr/share/javascript")
 LIBRARIES = {
     "/janus.js": JAVASCRIPT / "janus-gateway" / "janus.js",
@@ -41,13 +50,16 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class WebClientServer:
-    """Serves the page on ``host:port`` (local-only by default) from a thread it owns."""
+    """Serves the page on ``host:port`` (local-only by default) from a thread it owns.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``directory`` serves another page beside the same libraries (the benchmark's peer).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, directory: Path = WEB_DIR) -> None:
         missing = [str(path) for path in LIBRARIES.values() if not path.exists()]
         if missing:
             raise FileNotFoundError(f"install libjs-janus-gateway and libjs-webrtc-adapter (missing {', '.join(missing)})")
-        self._server = ThreadingHTTPServer((host, port), functools.partial(_Handler, directory=str(WEB_DIR)))
+        self._server = ThreadingHTTPServer((host, port), functools.partial(_Handler, directory=str(directory)))
         self.url = f"http://{host}:{self._server.server_address[1]}/"
         self._thread = threading.Thread(target=self._server.serve_forever, name="web-client", daemon=True)
         self._thread.start()
