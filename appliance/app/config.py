@@ -34,11 +34,13 @@ appliance.app.config.ConfigError: .../appliance.toml: speaker.volume: must be a 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
 import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -158,6 +160,16 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics (:mod:`~appliance.app.metrics`); both ways off by default."""
+
+    http_port: int = _rule(0, range=(0, 65535))  # 0: no listener
+    http_address: str = _rule("127.0.0.1", max_len=64)
+    textfile: str = _rule("", max_len=MAX_PATH)  # "": no file
+    textfile_interval: float = _rule(15.0, range=(1, 3600))
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = ServerConfig()
     room: RoomSection = RoomSection()
@@ -167,6 +179,7 @@ class Config:
     screen: ScreenConfig = ScreenConfig()
     buttons: ButtonsConfig = ButtonsConfig()
     control: ControlConfig = ControlConfig()
+    metrics: MetricsConfig = MetricsConfig()
     token: str | None = field(default=None, repr=False)
     files: tuple[str, ...] = ()
 
@@ -174,6 +187,7 @@ class Config:
 SECTIONS = {
     "server": ServerConfig, "room": RoomSection, "camera": CameraConfig, "microphone": MicrophoneConfig,
     "speaker": SpeakerConfig, "screen": ScreenConfig, "buttons": ButtonsConfig, "control": ControlConfig,
+    "metrics": MetricsConfig,
 }
 
 # The 40-pin header: physical pin -> BCM GPIO number (the rest are power and ground).
@@ -389,8 +403,26 @@ def _check(config: Config, origin: dict[str, Path], main: Path) -> None:
                 raise ConfigError(where(named), named, f"{pin} is also {other}")
             pins[pin] = key
     check_socket_path(where("control.socket"), config.control.socket)
+    _check_metrics(config.metrics, where)
     if config.control.group and not re.fullmatch(r"[a-z_][a-z0-9_-]*\$?", config.control.group):
         raise ConfigError(where("control.group"), "control.group", f"{config.control.group!r} is not a group name")
+
+
+def _check_metrics(metrics: MetricsConfig, where: Callable[[str], Path]) -> None:
+    try:
+        ipaddress.ip_address(metrics.http_address)
+    except ValueError:
+        raise ConfigError(where("metrics.http_address"), "metrics.http_address",
+                          f"must be an IP address (127.0.0.1, ::1, 0.0.0.0), not {_show(metrics.http_address)}") from None
+    path, key = metrics.textfile, "metrics.textfile"
+    if path:
+        if not path.startswith("/") or not path.endswith(".prom"):
+            raise ConfigError(where(key), key, f"must be an absolute path ending in .prom (node_exporter reads only "
+                                               f"those), not {_show(path)}")
+        if not Path(path).parent.is_dir():
+            raise ConfigError(where(key), key, f"{Path(path).parent} is not a directory")
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            raise ConfigError(where(key), key, f"{path} exists and is not a regular file; it is left as it is")
 
 
 def _check_url(file: Path, key: str, url: str, schemes: tuple[str, ...]) -> None:

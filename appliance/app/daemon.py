@@ -25,13 +25,17 @@ import gc
 import logging
 import resource
 import signal
+import time
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from ..engine.engine import Engine
-from ..engine.profile import EngineProfile, User
+from ..engine.errors import ErrorCode
+from ..engine.profile import EngineProfile, Stream, User
 from ..engine.quality import StreamQuality
+from ..engine.states import RoomState, RoomStateReason, UpdateType
 from ..engine.tracks import AudioSource, EncodedVideoSource
 from ..media.encoder import EncoderSettings
 from ..media.microphone import MicrophoneSettings, MicrophoneSource
@@ -44,6 +48,7 @@ from .call import Call, CallState, Media
 from .config import Config, ConfigError, load_config
 from .control import ControlServer
 from .logs import REDACTOR, current_room
+from .metrics import Metrics, MetricsExport, Snapshot, StreamFigures
 from .notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -87,7 +92,9 @@ def engine_profile(config: Config) -> EngineProfile:
 
 
 # Sections whose change needs the devices, the screen or the admin socket rebuilt.
-RESTART_SECTIONS = ("camera", "microphone", "speaker", "screen", "control")
+RESTART_SECTIONS = ("camera", "microphone", "speaker", "screen", "control", "metrics")
+# Seconds between the metrics' snapshots of the daemon.
+METRICS_REFRESH = 1.0
 
 
 def _section(config: Config, name: str) -> object:
@@ -117,6 +124,12 @@ class Daemon:
         self._reloading = asyncio.Lock()
         # What the last reload did: {"ok": bool, "error": str} or {"ok": True, "restart_needed": [...]}.
         self.last_reload: dict[str, Any] | None = None
+        # For the metrics, over the process's life (a reload makes a new Call).
+        self.reconnects: Counter[str] = Counter()
+        self.join_failures: Counter[str] = Counter()
+        self._call_started: float | None = None
+        self._call_seconds_done = 0.0
+        self.metrics: MetricsExport | None = None
 
     # -- life cycle -----------------------------------------------------------
 
@@ -148,6 +161,15 @@ class Daemon:
             asyncio.create_task(self.screen.run(self.output), name="screen"),
             asyncio.create_task(self.notifier.watchdog(), name="watchdog"),
         ]
+        m = c.metrics
+        if m.http_port or m.textfile:
+            self.metrics = MetricsExport(Metrics(), m.http_address, m.http_port, m.textfile, m.textfile_interval)
+            self.metrics.metrics.update(self.metrics_snapshot())
+            self.metrics.start()
+            self._tasks += [
+                asyncio.create_task(self._refresh_metrics(), name="metrics"),
+                asyncio.create_task(self.metrics.write_textfile_every_interval(), name="metrics-textfile"),
+            ]
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(asyncio.create_task(self.reload())))
@@ -167,6 +189,8 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.control.close()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.close)
         # The daemon opened the devices, so it closes them (the engine only
         # borrowed the camera and microphone); closing joins their threads.
         await asyncio.to_thread(self._close_devices)
@@ -197,8 +221,11 @@ class Daemon:
     def _start_call(self) -> None:
         c = self.config
         self.engine = Engine.create(engine_profile(c))
+        self.qualities.clear()  # the figures of the engine before a reload
         self.engine.on("player_quality_update", self._quality)
         self.engine.on("publisher_quality_update", self._quality)
+        self.engine.on("room_state_update", self._count_room_state)
+        self.engine.on("room_stream_update", self._forget_streams)
         media = Media(self.camera, self.microphone, self.screen, self.speaker)
         self.call = Call(self.engine, c.room.id, User(c.room.user_id, c.room.user_name), c.token, media,
                          on_change=self._changed, pin=c.room.pin or None)
@@ -301,12 +328,56 @@ class Daemon:
         return self._call_line() + ("; reload refused, see the log" if refused else "")
 
     def _changed(self, call: Call) -> None:
+        in_call = call.state in (CallState.IN_CALL, CallState.RECONNECTING, CallState.LEAVING)
+        if in_call and self._call_started is None:
+            self._call_started = time.monotonic()
+        elif not in_call and self._call_started is not None:
+            self._call_seconds_done += time.monotonic() - self._call_started
+            self._call_started = None
         if self.buttons is not None:
             self.buttons.update(call)
         self.notifier.status(self.status_line())
 
     def _quality(self, stream_id: str, quality: StreamQuality) -> None:
         self.qualities[stream_id] = quality
+
+    def _forget_streams(self, room_id: str, update: UpdateType, streams: list[Stream]) -> None:
+        """A stream that left takes its figures with it: a busy room's history must not pile up."""
+        if update is UpdateType.DELETE:
+            for stream in streams:
+                self.qualities.pop(stream.stream_id, None)
+
+    def _count_room_state(self, room_id: str, state: RoomState, code: ErrorCode, extended: dict[str, Any]) -> None:
+        reason = extended.get("reason")
+        if reason is RoomStateReason.RECONNECTING:
+            self.reconnects[code.name.lower()] += 1
+        elif reason is RoomStateReason.LOGIN_FAILED:
+            self.join_failures[code.name.lower()] += 1
+
+    def metrics_snapshot(self) -> Snapshot:
+        """What the metrics export, read on the event loop."""
+        call, engine = self.call, self.engine
+        levels = self.speaker.levels() if self.speaker is not None else {}
+        streams = [_figures(call.stream_id, "send", self.qualities.get(call.stream_id))] \
+            if call.state is CallState.IN_CALL else []
+        streams += [_figures(s.stream_id, "receive", self.qualities.get(s.stream_id), levels.get(s.stream_id))
+                    for s in engine.streams]
+        now = time.monotonic()
+        current = now - self._call_started if self._call_started is not None else 0.0
+        return Snapshot(
+            state=call.state.name.lower(), room=call.room_id, user=call.user.user_id, muted=call.muted,
+            participants=call.participants,
+            call_seconds=current, call_seconds_total=self._call_seconds_done + current, streams=streams,
+            reconnects=dict(self.reconnects), join_failures=dict(self.join_failures),
+            watchdog_pings=self.notifier.watchdog_pings,
+            speaker_underruns=self.speaker.underruns if self.speaker is not None else 0,
+        )
+
+    async def _refresh_metrics(self) -> None:
+        assert self.metrics is not None
+        while True:
+            await asyncio.sleep(METRICS_REFRESH)
+            self.metrics.metrics.update(self.metrics_snapshot())
 
     def status(self) -> dict[str, Any]:
         engine = self.engine
@@ -363,6 +434,14 @@ class Daemon:
             task = self._screenshot_task = asyncio.ensure_future(asyncio.to_thread(encode))
             task.add_done_callback(lambda _: setattr(self, "_screenshot_task", None))
         return await asyncio.shield(self._screenshot_task)
+
+
+def _figures(stream_id: str, direction: str, quality: StreamQuality | None, level: float | None = None
+             ) -> StreamFigures:
+    if quality is None:
+        return StreamFigures(stream_id, direction, audio_level=level)
+    return StreamFigures(stream_id, direction, quality.fps, quality.kbps, quality.packet_loss, quality.rtt_ms,
+                         quality.jitter_ms, level)
 
 
 def _quality_dict(quality: StreamQuality | None) -> dict[str, Any] | None:

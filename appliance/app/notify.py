@@ -48,6 +48,7 @@ class Notifier:
         # every gap within half of it.
         self.interval = interval or (usec / 3_000_000 if usec else 0.0)
         self.watchdog_usec = usec
+        self.watchdog_pings = 0
         self._address = "\0" + address[1:] if address.startswith("@") else address
         self._socket: socket.socket | None = None
         if address:
@@ -87,6 +88,7 @@ class Notifier:
             return
         while True:
             self._send("WATCHDOG=1")
+            self.watchdog_pings += 1
             await asyncio.sleep(self.interval)
 
     def close(self) -> None:

@@ -20,6 +20,9 @@ Example, mixing by hand (``start()`` runs the thread that writes to ALSA):
 >>> sink(asyncio.run(ToneSource(440, channels=2).recv()))
 >>> speaker.mix().shape
 (1920,)
+>>> level = speaker.levels()["alice-main"]  # one period of a 0.3 sine (RMS 0.21), smoothed
+>>> round(level / (PERIOD / LEVEL_SMOOTHING), 2)
+0.21
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from .pcm import FRAME_SAMPLES, SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 PERIOD = FRAME_SAMPLES / SAMPLE_RATE
+# A stream's level follows its loudness over about this long (seconds).
+LEVEL_SMOOTHING = 0.3
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class _StreamBuffer:
         self._fade_in = np.repeat(ramp, channels)
         self.fade_out = np.repeat(ramp[::-1], channels)
         self.periods: deque[np.ndarray] = deque(maxlen=max_periods)
+        self.level = 0.0  # RMS, 0..1 of full scale, smoothed
 
     def next_period(self) -> np.ndarray | None:
         """The next period to mix (int32), or None for silence."""
@@ -171,6 +177,12 @@ class Speaker:
                 if last is not None:
                     self._fading.append((last * buffer.fade_out).astype(np.int32))
 
+    def levels(self) -> dict[str, float]:
+        """Each played stream's loudness as it is mixed: RMS, 0..1 of full
+        scale, smoothed over about 300 ms; before the volume."""
+        with self._lock:
+            return {stream_id: buffer.level for stream_id, buffer in self._streams.items()}
+
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._play, name="speaker", daemon=True)
@@ -188,8 +200,11 @@ class Speaker:
         with self._lock:
             for buffer in self._streams.values():
                 period = buffer.next_period()
+                rms = 0.0
                 if period is not None:
                     mixed += period
+                    rms = float(np.sqrt(np.mean(np.square(period, dtype=np.float64)))) / 32768
+                buffer.level += (rms - buffer.level) * (PERIOD / LEVEL_SMOOTHING)
             for fading in self._fading:
                 mixed += fading
             self._fading.clear()
