@@ -334,3 +334,16 @@ async def test_a_port_in_use_leaves_the_appliance_running_without_the_listener(c
         export.start()
         export.close()
     assert any("metrics: cannot listen on 127.0.0.1 port" in r.getMessage() for r in caplog.records)
+
+
+def test_a_textfile_that_cannot_be_written_is_one_line_until_it_can(tmp_path, caplog):
+    directory = tmp_path / "collector"
+    export = MetricsExport(Metrics(), "127.0.0.1", 0, str(directory / "appliance.prom"), 15)
+    for _ in range(3):  # the directory went away (or the unit may not write there)
+        export.write_textfile()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"metrics: cannot write {directory / 'appliance.prom'}: No such file or directory"]
+    directory.mkdir()
+    export.write_textfile()
+    assert caplog.records[-1].getMessage() == f"metrics: writing {directory / 'appliance.prom'} again"
+    assert "process_resident_memory_bytes" in (directory / "appliance.prom").read_text()

@@ -205,11 +205,9 @@ class MetricsExport:
         temporary = path.with_name(f".{path.name}.tmp")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-            try:
+            with open(fd, "wb") as file:  # writes it all or raises (a full disk): never a short file renamed
                 os.fchmod(fd, 0o644)
-                os.write(fd, generate_latest(self.metrics.registry))
-            finally:
-                os.close(fd)
+                file.write(generate_latest(self.metrics.registry))
             os.rename(temporary, path)
         except OSError as exc:
             if not self._writing_failed:  # one line per run of failures
