@@ -29,7 +29,7 @@ from appliance.screen.display import (
     WindowOutput,
     open_output,
 )
-from appliance.screen.layout import Rect, fit, grid, tile_rects
+from appliance.screen.layout import STRIP_TILES, Rect, fit, grid, share_rects, tile_rects
 from appliance.screen.pixels import rgb_to, to_rgb
 from appliance.testing import TestPatternSource, read_stamp
 
@@ -37,6 +37,7 @@ from .conftest import profile_for
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200),
            (200, 30, 200), (120, 60, 0), (0, 120, 60), (60, 0, 120), (250, 250, 250), (90, 90, 90)]
+SLIDE = (250, 140, 20)  # a colour no tile has
 
 
 def solid(colour: tuple[int, int, int], width: int = 1280, height: int = 720) -> av.VideoFrame:
@@ -154,6 +155,39 @@ def test_beyond_nine_the_most_recently_active_are_shown_and_a_stopped_stream_lea
     image = screen_rgb(screen)  # the very next frame
     assert close_to(image, COLOURS[1]).sum() == 0, "the stopped stream is gone from the next frame"
     assert screen.tile_rect("s2") == tile_rects(2, screen.tile_area)[1], "the others reflow side by side"
+
+
+@pytest.mark.parametrize("pixel_format", ["bgra", "rgb565le"])
+def test_a_share_is_large_never_scaled_up_the_newest_wins_and_the_others_are_a_strip(pixel_format):
+    screen = Compositor(1920, 1080, pixel_format)
+    screen.set_status(ScreenState.IN_CALL, room="r")
+    for i in range(7):
+        screen.show_stream(f"cam{i}", f"P{i}")(solid(COLOURS[i], 640, 360))
+    screen.mark_active("cam0")
+    screen.show_stream("alice-share", "Alice", share=True)(solid(SLIDE, 1280, 720))
+    share, strip = share_rects(STRIP_TILES, screen.tile_area)
+    assert screen.sharing == "Alice" and screen.tile_rect("alice-share") == share
+    assert screen.picture_rect("alice-share") == Rect(320, 54, 1280, 720), "at its own size, centred"
+    shown = screen.visible_streams()
+    assert shown[0] == "alice-share" and len(shown) == 1 + STRIP_TILES and "cam0" in shown, "the most active in the strip"
+    assert [screen.tile_rect(s) for s in shown[1:]] == strip
+    image = screen_rgb(screen)
+    picture = screen.picture_rect("alice-share")
+    assert close_to(image[picture.slices][60:], SLIDE).mean() > 0.99, "the share's picture (below the label)"
+    label = to_rgb(screen.share_label("Alice"), pixel_format)
+    assert any(np.array_equal(image[y : y + label.shape[0], x : x + label.shape[1]], label)
+               for y in range(0, 40) for x in range(0, 40)), "who is sharing, top left"
+
+    # A newer share wins and a larger one is scaled down only to fit; Alice's goes to the strip.
+    screen.show_stream("bob-share", "Bob", share=True)(solid(COLOURS[2], 2560, 1440))
+    assert screen.sharing == "Bob" and screen.picture_rect("bob-share") == fit(2560, 1440, share)
+    assert screen.tile_rect("alice-share") in strip
+    screen.remove_stream("bob-share")
+    assert screen.sharing == "Alice" and screen.tile_rect("alice-share") == share
+    screen.remove_stream("alice-share")
+    assert screen.sharing is None and screen.visible_streams() == [f"cam{i}" for i in range(7)]
+    assert screen.tile_rect("cam0") == tile_rects(7, screen.tile_area)[0], "the grid is back"
+    assert close_to(screen_rgb(screen), SLIDE).sum() == 0, "the share is gone from the next frame"
 
 
 @pytest.mark.parametrize(("bits", "pixel_format"), [(16, "rgb565le"), (32, "bgra")])

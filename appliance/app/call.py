@@ -195,7 +195,7 @@ class Call:
                 self._shown.add(stream.stream_id)
                 await self.engine.start_playing_stream(
                     stream.stream_id,
-                    video_sink=self.media.screen.show_stream(stream.stream_id, name),
+                    video_sink=self.media.screen.show_stream(stream.stream_id, name, share=stream.is_share),
                     audio_sink=speaker.audio_sink(stream.stream_id) if speaker else None,
                 )
             else:

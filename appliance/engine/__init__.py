@@ -15,7 +15,7 @@ plain callables (:data:`VideoSink`, :data:`AudioSink`). See ``docs/api.md``.
 from .engine import Engine
 from .errors import EngineError, ErrorCode
 from .events import EVENTS
-from .profile import EngineProfile, RoomConfig, Stream, User
+from .profile import SHARE_SUFFIX, EngineProfile, RoomConfig, Stream, User
 from .quality import StreamQuality
 from .states import PlayerState, PublisherState, RoomState, RoomStateReason, UpdateType
 from .tracks import AudioSink, AudioSource, EncodedVideoSource, VideoSink
@@ -34,6 +34,7 @@ __all__ = [
     "RoomConfig",
     "RoomState",
     "RoomStateReason",
+    "SHARE_SUFFIX",
     "Stream",
     "StreamQuality",
     "UpdateType",

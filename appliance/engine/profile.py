@@ -5,6 +5,8 @@
 ((), 'h264,vp8')
 >>> RoomConfig(is_user_status_notify=True, token="never shown")
 RoomConfig(is_user_status_notify=True)
+>>> Stream("alice-share", User("alice")).is_share, Stream("alice-main", User("alice")).is_share
+(True, False)
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ class User:
     user_name: str = ""
 
 
+# A stream whose id ends so is content (a shared screen, window or tab), not a
+# camera: the convention every client of the room follows (docs/architecture.md).
+SHARE_SUFFIX = "-share"
+
+
 @dataclass(frozen=True)
 class Stream:
     """A stream published in the room, with the user who publishes it."""
@@ -27,6 +34,11 @@ class Stream:
     stream_id: str
     user: User
     extra_info: str = ""
+
+    @property
+    def is_share(self) -> bool:
+        """Whether this is a content share (its id ends in ``-share``) rather than a camera."""
+        return self.stream_id.endswith(SHARE_SUFFIX)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The screen: remote participants in tiles, names, status line.
 
 Each played stream gets a sink that keeps only its newest frame; the
-compositor lays the tiles out (see :mod:`appliance.screen.layout`), scales each
+compositor lays the tiles out (see :mod:`appliance.screen.layout`: a grid,
+or the newest content share large above a strip of the others), scales each
 picture with swscale straight to the output's pixel format, and draws names
 and the status line with Pillow. Out of a call it shows an idle screen (room
 name, clock, "press JOIN") or an error screen. :meth:`Compositor.run` paces
@@ -16,6 +17,10 @@ Example:
 >>> screen.set_status(ScreenState.IN_CALL, "room-42")
 >>> screen.compose().shape
 (360, 640, 4)
+>>> share = screen.show_stream("bob-share", "Bob", share=True)
+>>> share(av.VideoFrame(400, 240, "yuv420p"))
+>>> screen.sharing, screen.picture_rect("bob-share")  # large, at its own size
+('Bob', Rect(x=120, y=14, w=400, h=240))
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .layout import MAX_TILES, Rect, fit, tile_rects
+from .layout import MAX_TILES, STRIP_TILES, Rect, fit, fit_within, share_rects, tile_rects
 from .pixels import PIXEL_FORMATS, blank, frame_array, png_bytes, rgb_to
 
 BACKGROUND = (16, 16, 16)
@@ -71,6 +76,7 @@ class _Tile:
     name: str
     order: int
     active: float
+    share: bool = False
     frame: av.VideoFrame | None = None
     received: int = 0
     shown: int = 0
@@ -90,9 +96,12 @@ def _label(text: str, size: int, fg: tuple[int, int, int], bg: tuple[int, int, i
     return rgb_to(np.asarray(image), pixel_format)
 
 
-def _picture(tile: _Tile, rect: Rect) -> Rect | None:
-    """Where the tile's picture goes inside ``rect`` (letterboxed), once it has one."""
-    return fit(tile.frame.width, tile.frame.height, rect) if tile.frame is not None else None
+def _picture(tile: _Tile, rect: Rect, large: bool) -> Rect | None:
+    """Where the tile's picture goes inside ``rect`` (letterboxed), once it has
+    one; the share shown large is never scaled up."""
+    if tile.frame is None:
+        return None
+    return (fit_within if large else fit)(tile.frame.width, tile.frame.height, rect)
 
 
 def _flat(image: np.ndarray) -> np.ndarray:
@@ -160,12 +169,16 @@ class Compositor:
 
     # -- what to show -------------------------------------------------------
 
-    def show_stream(self, stream_id: str, name: str = "") -> Callable[[av.VideoFrame], None]:
-        """Adds a tile for ``stream_id``; returns the sink that feeds it."""
+    def show_stream(self, stream_id: str, name: str = "", share: bool = False) -> Callable[[av.VideoFrame], None]:
+        """Adds a tile for ``stream_id``; returns the sink that feeds it.
+
+        A ``share`` (content, not a camera) is shown large while it is the
+        newest share; the others go to a strip below it.
+        """
         tile = self._tiles.get(stream_id)
         if tile is None:
             self._order += 1
-            tile = _Tile(name or stream_id, self._order, time.monotonic())
+            tile = _Tile(name or stream_id, self._order, time.monotonic(), share)
             self._tiles = {**self._tiles, stream_id: tile}
 
         def sink(frame: av.VideoFrame) -> None:
@@ -212,26 +225,47 @@ class Compositor:
     def tile_area(self) -> Rect:
         return Rect(0, 0, self.width, self.height - self.status_height)
 
-    def visible_streams(self, tiles: dict[str, _Tile] | None = None) -> list[str]:
-        """The streams on screen, in tile order."""
-        tiles = self._tiles if tiles is None else tiles
-        ids = list(tiles)
-        if len(ids) > MAX_TILES:
-            recent = sorted(ids, key=lambda s: tiles[s].active, reverse=True)[:MAX_TILES]
+    @staticmethod
+    def _large_share(tiles: dict[str, _Tile]) -> str | None:
+        """The share shown large: the newest."""
+        shares = [s for s, tile in tiles.items() if tile.share]
+        return max(shares, key=lambda s: tiles[s].order) if shares else None
+
+    def _arrange(self, tiles: dict[str, _Tile]) -> list[tuple[str, Rect]]:
+        """The streams on screen with their tiles' rectangles: the large share first, if any."""
+        large = self._large_share(tiles)
+        ids = [s for s in tiles if s != large]
+        room = MAX_TILES if large is None else STRIP_TILES
+        if len(ids) > room:
+            recent = sorted(ids, key=lambda s: tiles[s].active, reverse=True)[:room]
             ids = [s for s in ids if s in recent]
-        return sorted(ids, key=lambda s: tiles[s].order)
+        ids.sort(key=lambda s: tiles[s].order)
+        if large is None:
+            return list(zip(ids, tile_rects(len(ids), self.tile_area)))
+        share, strip = share_rects(len(ids), self.tile_area)
+        return [(large, share), *zip(ids, strip)]
+
+    @property
+    def sharing(self) -> str | None:
+        """The name of whoever's share is shown large, if anyone's is."""
+        tiles = self._tiles
+        large = self._large_share(tiles)
+        return tiles[large].name if large is not None else None
+
+    def visible_streams(self, tiles: dict[str, _Tile] | None = None) -> list[str]:
+        """The streams on screen: the large share first, then the tiles in order."""
+        return [s for s, _ in self._arrange(self._tiles if tiles is None else tiles)]
 
     def tile_rect(self, stream_id: str, tiles: dict[str, _Tile] | None = None) -> Rect | None:
-        ids = self.visible_streams(tiles)
-        if stream_id not in ids:
-            return None
-        return tile_rects(len(ids), self.tile_area)[ids.index(stream_id)]
+        return dict(self._arrange(self._tiles if tiles is None else tiles)).get(stream_id)
 
     def picture_rect(self, stream_id: str, tiles: dict[str, _Tile] | None = None) -> Rect | None:
         """Where the stream's picture is drawn inside its tile (letterboxed)."""
         tiles = self._tiles if tiles is None else tiles
         rect, tile = self.tile_rect(stream_id, tiles), tiles.get(stream_id)
-        return _picture(tile, rect) if rect is not None and tile is not None else None
+        if rect is None or tile is None:
+            return None
+        return _picture(tile, rect, stream_id == self._large_share(tiles))
 
     def compose(self) -> np.ndarray:
         """Draws one screen in the output's pixel format.
@@ -241,11 +275,11 @@ class Compositor:
         so an ordinary frame costs one scale and one copy per new picture.
         """
         tiles = self._tiles  # one snapshot for the whole frame
-        ids = self.visible_streams(tiles) if self.state not in (ScreenState.IDLE, ScreenState.ERROR) else []
-        rects = tile_rects(len(ids), self.tile_area)
+        placed = self._arrange(tiles) if self.state not in (ScreenState.IDLE, ScreenState.ERROR) else []
+        large = self._large_share(tiles)
         layout = (
             self.state, self.room, self.detail, self.muted, self.participants, time.strftime("%H:%M"),
-            tuple((s, r, _picture(tiles[s], r), tiles[s].name) for s, r in zip(ids, rects)),
+            tuple((s, r, _picture(tiles[s], r, s == large), tiles[s].name) for s, r in placed),
         )
         canvas = self._canvas
         redraw = layout != self._layout
@@ -255,11 +289,11 @@ class Compositor:
                 self._draw_message_screen(canvas)
             else:
                 self._fill(canvas, Rect(0, 0, self.width, self.height), BACKGROUND)
-                for rect in rects:
+                for _, rect in placed:
                     self._fill(canvas, rect, TILE_BACKGROUND)
             self._draw_status(canvas)
-        for stream_id, rect in zip(ids, rects):
-            self._draw_tile(canvas, tiles[stream_id], rect, redraw)
+        for stream_id, rect in placed:
+            self._draw_tile(canvas, tiles[stream_id], rect, redraw, stream_id == large)
         self.last_image = canvas
         return canvas
 
@@ -267,22 +301,33 @@ class Compositor:
         # One 32- or 16-bit store per pixel, much faster than broadcasting 4 bytes.
         _flat(canvas)[rect.slices] = self._colors[color]
 
-    def _draw_tile(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool) -> None:
-        picture = _picture(tile, rect)
+    def _draw_tile(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool, large: bool) -> None:
+        picture = _picture(tile, rect, large)
         if picture is not None:
-            self._draw_picture(canvas, tile, picture, redraw)
+            self._draw_picture(canvas, tile, picture, redraw, large)
+        if large:  # who is sharing, top left, in the letterbox when there is room
+            label = self.share_label(tile.name)
+            _paste(canvas, label, rect.x + label.shape[0] // 4, rect.y + label.shape[0] // 8)
+            return
         size = max(14, rect.h // 16)
         label = _label(tile.name, size, TEXT, STATUS_BACKGROUND, self.pixel_format)
         _paste(canvas, label, rect.x + size // 2, rect.y + rect.h - label.shape[0] - size // 2)
 
-    def _draw_picture(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool) -> None:
+    def share_label(self, name: str) -> np.ndarray:
+        """The "<name> is sharing" label over the large share, in the output's pixel format."""
+        return _label(f"{name} is sharing", self.status_height * 3 // 5, TEXT, STATUS_BACKGROUND, self.pixel_format)
+
+    def _draw_picture(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool, large: bool) -> None:
         """Scales each new frame once and copies it; an unchanged picture is
         left as it is on the canvas unless everything is being redrawn."""
         frame = tile.frame
         assert frame is not None
         new = tile.scaled is None or tile.scaled[0] is not frame or tile.scaled[1] != rect
         if new:
-            tile.scaled = (frame, rect, frame_array(frame.reformat(rect.w, rect.h, format=self.pixel_format)))
+            # A large share is mostly text: area averaging keeps thin strokes when it must shrink.
+            interpolation = "AREA" if large else None
+            scaled = frame.reformat(rect.w, rect.h, format=self.pixel_format, interpolation=interpolation)
+            tile.scaled = (frame, rect, frame_array(scaled))
             tile.shown += 1
             if self.frame_clock is not None:
                 self.frame_clock("composed", frame.pts, time.monotonic())

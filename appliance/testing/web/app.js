@@ -8,13 +8,22 @@
 // its user's name. With several servers (the Server field lists them,
 // separated by spaces or commas) the room is on the one the engine would pick
 // (servers.js), and the page moves with the room when that server is lost.
+// "Share screen" publishes the browser's display capture as a second stream
+// of the user, "s:<user>-share" (stream id "<user>-share"): a stream id ending
+// in "-share" is content, not a camera, to every client of the room.
 "use strict";
 
 const VIDEOROOM = "janus.plugin.videoroom";
+const SHARE_SUFFIX = "-share";
+// A share is mostly text: keep every pixel (contentHint "detail" makes the
+// encoder drop frames rather than resolution), at a few frames a second.
+const SHARE_FRAME_RATE = 15;
+const SHARE_MAX_BITRATE = 2500000;
 const $ = (id) => document.getElementById(id);
 const state = {
   janus: null, server: null, servers: [], room: null, user: null, name: null, token: undefined, login: null,
   generation: 0, presence: null, onPresence: null, publisher: null, leaving: true, subscribers: new Map(),
+  share: null,
 };
 
 function say(text, error = false) {
@@ -27,6 +36,10 @@ function prefill() {
   const host = location.hostname || "127.0.0.1";
   $("server").value = params.get("server") || `ws://${host}:8188/`;
   for (const key of ["room", "user", "name", "token"]) $(key).value = params.get(key) || "";
+}
+
+function descriptions(offer, description) {
+  return offer.sdp.split("\r\n").filter((l) => l.startsWith("a=mid:")).map((l) => ({ mid: l.slice(6), description }));
 }
 
 function describedLogin(participant) {
@@ -152,8 +165,59 @@ async function publish() {
   const description = JSON.stringify({ user_id: user, login: state.login, stream_id: `${user}-web` });
   await send(publisher, {
     request: "joinandconfigure", ptype: "publisher", room: state.room, id: `s:${user}-web`, display: state.name,
-    descriptions: offer.sdp.split("\r\n").filter((l) => l.startsWith("a=mid:")).map((l) => ({ mid: l.slice(6), description })),
+    descriptions: descriptions(offer, description),
   }, offer);
+}
+
+// Publishes what the visitor picks (a tab, a window, a screen) as "<user>-share".
+async function share() {
+  $("share").disabled = true;
+  let capture;
+  try {
+    capture = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: SHARE_FRAME_RATE } }, audio: false });
+  } catch (error) {
+    $("share").disabled = state.janus === null;
+    say(`Not sharing: ${error.message || error}`, true);
+    return;
+  }
+  const track = capture.getVideoTracks()[0];
+  track.contentHint = "detail";
+  let handle = null;
+  handle = await attach(state.janus, {
+    onmessage: (message, jsep) => { if (jsep) handle.handleRemoteJsep({ jsep }); },
+  });
+  state.share = { handle, track };
+  track.addEventListener("ended", stopShare);  // the browser's own "Stop sharing"
+  const offer = await new Promise((resolve, reject) => {
+    handle.createOffer({ tracks: [{ type: "video", capture: track, recv: false }], success: resolve, error: reject });
+  });
+  for (const sender of handle.webrtcStuff.pc.getSenders()) {
+    const parameters = sender.getParameters();
+    parameters.degradationPreference = "maintain-resolution";
+    for (const encoding of parameters.encodings || []) encoding.maxBitrate = SHARE_MAX_BITRATE;
+    await sender.setParameters(parameters);
+  }
+  const streamId = `${state.user}${SHARE_SUFFIX}`;
+  const description = JSON.stringify({ user_id: state.user, login: state.login, stream_id: streamId });
+  await send(handle, {
+    request: "joinandconfigure", ptype: "publisher", room: state.room, id: `s:${streamId}`, display: state.name,
+    descriptions: descriptions(offer, description),
+  }, offer);
+  $("share").textContent = "Stop sharing";
+  $("share").disabled = false;
+}
+
+// Ends the share: the room sees its stream go and returns to its layout.
+function stopShare() {
+  const current = state.share;
+  state.share = null;
+  if (current) {
+    current.track.removeEventListener("ended", stopShare);
+    current.track.stop();
+    current.handle.detach();
+  }
+  $("share").textContent = "Share screen";
+  $("share").disabled = state.janus === null;
 }
 
 // Connects to `server` and asks whether the room is there and has participants.
@@ -229,6 +293,7 @@ async function enter() {
   await publish();
   for (const participant of joined.publishers || []) await subscribe(participant);
   $("hangup").disabled = false;
+  $("share").disabled = false;
   say(`In room ${room} as ${state.name}.`);
 }
 
@@ -238,6 +303,7 @@ async function lost(session, error) {
   close(session);
   for (const feed of [...state.subscribers.keys()]) unsubscribe(feed);
   Object.assign(state, { janus: null, server: null, presence: null, onPresence: null, publisher: null });
+  stopShare();  // it went with the session; the visitor shares again once back
   for (let delay = 250; !state.leaving; delay = Math.min(delay * 2, 8000)) {
     say(`Lost the server (${explain(error)}); looking for the room again…`, true);
     try {
@@ -265,14 +331,20 @@ function join(event) {
 
 function hangup(clear = true) {
   state.leaving = true;
+  stopShare();
   for (const feed of [...state.subscribers.keys()]) unsubscribe(feed);
   if (state.janus) state.janus.destroy({ cleanupHandles: true });
   Object.assign(state, { janus: null, server: null, presence: null, onPresence: null, publisher: null });
   $("join").disabled = false;
   $("hangup").disabled = true;
+  $("share").disabled = true;
   if (clear) say("Left the room.");
 }
 
 prefill();
 $("join-form").addEventListener("submit", join);
 $("hangup").addEventListener("click", () => hangup(true));
+$("share").addEventListener("click", () => (state.share ? stopShare() : share().catch((error) => {
+  stopShare();
+  say(`Not sharing: ${error.message || error}`, true);
+})));
