@@ -1,9 +1,14 @@
-"""A private PulseAudio with a null sink, reached through ALSA's pulse plugin.
+"""A private PulseAudio with null sinks, reached through ALSA's pulse plugin.
 
 ALSA devices made from it run in real time (unlike the ``file`` plugin):
 ``spk`` plays into the null sink ``room``, ``mic`` captures its monitor, so a
 tone played to ``spk`` is what the microphone hears. Stopping the server is
 what an unplugged USB speakerphone looks like to ALSA.
+
+For a simulated room (:mod:`appliance.testing.room`) the speaker plays into
+a sink of its own instead: ``loudspeaker`` plays into ``speaker``, which the
+room hears on ``speaker_monitor``; the room says what the microphone hears
+into ``spk`` (the sink ``room``, captured by ``mic``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class PrivatePulse:
         self.socket = self.dir / "native"
         (self.dir / "default.pa").write_text(
             "load-module module-null-sink sink_name=room rate=48000 channels=2\n"
+            "load-module module-null-sink sink_name=speaker rate=48000 channels=2\n"
             f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}\n"
         )
         server = f'server "unix:{self.socket}"'
@@ -28,6 +34,8 @@ class PrivatePulse:
         self.asound_conf.write_text(
             f'pcm.mic {{ type pulse {server} device "room.monitor" }}\n'
             f'pcm.spk {{ type pulse {server} device "room" }}\n'
+            f'pcm.loudspeaker {{ type pulse {server} device "speaker" }}\n'
+            f'pcm.speaker_monitor {{ type pulse {server} device "speaker.monitor" }}\n'
         )
         self._process: subprocess.Popen[bytes] | None = None
 

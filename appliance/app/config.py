@@ -131,6 +131,18 @@ class SpeakerConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """WebRTC's audio processing on the microphone (:mod:`~appliance.media.processing`): on by
+    default; off for a speakerphone that does its own."""
+
+    echo_cancellation: bool = True
+    noise_suppression: bool = True
+    auto_gain: bool = True
+    # Added to the delay the appliance knows (the speaker's latency_ms and one capture period).
+    echo_delay_ms: int = _rule(0, range=(0, 500))
+
+
+@dataclass(frozen=True)
 class ScreenConfig:
     output: str = _rule("auto", choices=("auto", "kms", "framebuffer", "window", "headless"))
     width: int = _rule(1920, range=(160, 3840), even=True)
@@ -176,6 +188,7 @@ class Config:
     camera: CameraConfig = CameraConfig()
     microphone: MicrophoneConfig = MicrophoneConfig()
     speaker: SpeakerConfig = SpeakerConfig()
+    audio: AudioConfig = AudioConfig()
     screen: ScreenConfig = ScreenConfig()
     buttons: ButtonsConfig = ButtonsConfig()
     control: ControlConfig = ControlConfig()
@@ -186,7 +199,7 @@ class Config:
 
 SECTIONS = {
     "server": ServerConfig, "room": RoomSection, "camera": CameraConfig, "microphone": MicrophoneConfig,
-    "speaker": SpeakerConfig, "screen": ScreenConfig, "buttons": ButtonsConfig, "control": ControlConfig,
+    "speaker": SpeakerConfig, "audio": AudioConfig, "screen": ScreenConfig, "buttons": ButtonsConfig, "control": ControlConfig,
     "metrics": MetricsConfig,
 }
 

@@ -39,6 +39,7 @@ from ..engine.states import RoomState, RoomStateReason, UpdateType
 from ..engine.tracks import AudioSource, EncodedVideoSource
 from ..media.encoder import EncoderSettings
 from ..media.microphone import MicrophoneSettings, MicrophoneSource
+from ..media.processing import AudioProcessing, ProcessingSettings
 from ..media.speaker import Speaker, SpeakerSettings
 from ..screen.compositor import Compositor, ScreenState
 from ..screen.display import open_output
@@ -73,10 +74,18 @@ def build_camera(config: Config) -> EncodedVideoSource | None:
     return None
 
 
-def build_microphone(config: Config) -> AudioSource | None:
+def build_processing(config: Config) -> AudioProcessing | None:
+    """The microphone's audio processing, for a real microphone when any of it is on."""
+    a = config.audio
+    settings = ProcessingSettings(a.echo_cancellation, a.noise_suppression, a.auto_gain,
+                                  config.speaker.latency_ms + CAPTURE_DELAY_MS + a.echo_delay_ms)
+    return AudioProcessing(settings) if config.microphone.source == "alsa" and settings.any else None
+
+
+def build_microphone(config: Config, processing: AudioProcessing | None = None) -> AudioSource | None:
     m = config.microphone
     if m.source == "alsa":
-        return MicrophoneSource(MicrophoneSettings(device=m.device, channels=m.channels))
+        return MicrophoneSource(MicrophoneSettings(device=m.device, channels=m.channels), processing=processing)
     if m.source == "tone":
         return ToneSource(440)
     return None
@@ -92,7 +101,9 @@ def engine_profile(config: Config) -> EngineProfile:
 
 
 # Sections whose change needs the devices, the screen or the admin socket rebuilt.
-RESTART_SECTIONS = ("camera", "microphone", "speaker", "screen", "control", "metrics")
+RESTART_SECTIONS = ("camera", "microphone", "speaker", "audio", "screen", "control", "metrics")
+# What capture adds to the echo's delay: one period waits in the device before it is read.
+CAPTURE_DELAY_MS = 20
 # Seconds between the metrics' snapshots of the daemon.
 METRICS_REFRESH = 1.0
 
@@ -146,9 +157,12 @@ class Daemon:
         self.screen = Compositor(self.output.width, self.output.height, self.output.pixel_format, c.screen.fps)
         self.screen.set_status(ScreenState.IDLE, c.room.id)
         self.camera = build_camera(c)
-        self.microphone = build_microphone(c)
-        self.speaker = Speaker(SpeakerSettings(c.speaker.device, latency_ms=c.speaker.latency_ms,
-                                               volume=c.speaker.volume)) if c.speaker.enabled else None
+        self.processing = build_processing(c)
+        self.microphone = build_microphone(c, self.processing)
+        self.speaker = None
+        if c.speaker.enabled:
+            settings = SpeakerSettings(c.speaker.device, latency_ms=c.speaker.latency_ms, volume=c.speaker.volume)
+            self.speaker = Speaker(settings, processing=self.processing)
         self._start_call()
         self.control = ControlServer(c.control.socket, self.command, c.control.group)
         try:
@@ -211,7 +225,8 @@ class Daemon:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
     def _close_devices(self) -> None:
-        for device in (self.camera, self.microphone, self.speaker, self.output):
+        # The processing last: the microphone and speaker it was lent to are closed by then.
+        for device in (self.camera, self.microphone, self.speaker, self.output, self.processing):
             if device is not None:
                 device.close()
 

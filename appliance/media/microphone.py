@@ -5,6 +5,9 @@ through a bounded :class:`~appliance.media.handoff.Handoff`. Overruns are counte
 logged once per burst; they are never fatal. When the device goes away (a USB
 speakerphone unplugged) the source says so once, sends silence so the stream
 stays up, and reopens the device when it is back. Mute sends silence too.
+With :class:`~appliance.media.processing.AudioProcessing` lent to it, each
+period is processed (echo cancelled, noise suppressed, gain set) in the
+capture thread before it is sent.
 
 Example, on ALSA's ``null`` device (silence):
 
@@ -33,10 +36,12 @@ from typing import Protocol
 
 import alsaaudio
 import av
+import numpy as np
 
 from .alsadevice import ReopeningDevice
 from .handoff import Handoff
-from .pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
+from .pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame, smoothed_level
+from .processing import AudioProcessing
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +90,14 @@ class MicrophoneSource:
         self,
         settings: MicrophoneSettings = MicrophoneSettings(),
         open_pcm: Callable[[MicrophoneSettings], CapturePcm] = open_alsa_capture,
+        processing: AudioProcessing | None = None,
     ) -> None:
         self.settings = settings
+        self.processing = processing  # lent: echo cancellation, noise suppression, gain
         self.muted = False
         self.overruns = 0
         self.closed = False
+        self.level = 0.0  # what is captured (after processing, before mute): RMS 0..1, smoothed
         self._open_pcm = open_pcm
         self._silence = bytes(FRAME_SAMPLES * 2 * settings.channels)
         self._samples = 0
@@ -161,6 +169,9 @@ class MicrophoneSource:
                 continue
             if length <= 0:
                 continue
+            if self.processing is not None:
+                data = self.processing.capture(data, self.settings.channels)
+            self.level = smoothed_level(self.level, np.frombuffer(data, np.int16))
             clean += 1
             if clean == BURST_GAP and burst:
                 log.info("microphone %r: the overrun burst lost %d periods", self.settings.device, burst)

@@ -16,6 +16,19 @@ import numpy as np
 SAMPLE_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms
 TIME_BASE = Fraction(1, SAMPLE_RATE)
+# A level follows loudness over about this long (seconds).
+LEVEL_SMOOTHING = 0.3
+
+
+def smoothed_level(level: float, samples: np.ndarray | None) -> float:
+    """``level`` moved one period towards the RMS of ``samples`` (s16; None is
+    silence), 0..1 of full scale, smoothed over ``LEVEL_SMOOTHING``.
+
+    >>> round(smoothed_level(0.0, np.full(FRAME_SAMPLES, 16384, np.int16)), 3)
+    0.033
+    """
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) / 32768 if samples is not None else 0.0
+    return level + (rms - level) * (FRAME_SAMPLES / SAMPLE_RATE / LEVEL_SMOOTHING)
 
 
 def pcm_frame(samples: bytes | np.ndarray, channels: int, pts: int) -> av.AudioFrame:

@@ -9,7 +9,8 @@ audio on either side of the gap is cross-faded over one period. A stream that
 has nothing contributes silence (an underrun of its own never stalls the
 others), reached and left with a short fade rather than a click. A removed stream's audio goes at once, faded out over one
 period so it ends without a click: nothing stale is played after it stops. Underruns of the device itself are recovered; an
-unplugged device is reopened when it returns.
+unplugged device is reopened when it returns. With :class:`~appliance.media.processing.AudioProcessing`
+lent to it, every period written is also handed to the echo canceller.
 
 Example, mixing by hand (``start()`` runs the thread that writes to ALSA):
 
@@ -39,13 +40,12 @@ import av
 import numpy as np
 
 from .alsadevice import ReopeningDevice
-from .pcm import FRAME_SAMPLES, SAMPLE_RATE
+from .pcm import FRAME_SAMPLES, SAMPLE_RATE, smoothed_level
+from .processing import AudioProcessing
 
 log = logging.getLogger(__name__)
 
 PERIOD = FRAME_SAMPLES / SAMPLE_RATE
-# A stream's level follows its loudness over about this long (seconds).
-LEVEL_SMOOTHING = 0.3
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,10 @@ class Speaker:
         self,
         settings: SpeakerSettings = SpeakerSettings(),
         open_pcm: Callable[[SpeakerSettings], Any] = open_alsa_playback,
+        processing: AudioProcessing | None = None,
     ) -> None:
         self.settings = settings
+        self.processing = processing  # lent: hears every period written, for echo cancellation
         self.volume = settings.volume
         self.periods_written = 0
         self.underruns = 0
@@ -199,11 +201,9 @@ class Speaker:
         with self._lock:
             for buffer in self._streams.values():
                 period = buffer.next_period()
-                rms = 0.0
                 if period is not None:
                     mixed += period
-                    rms = float(np.sqrt(np.mean(np.square(period, dtype=np.float64)))) / 32768
-                buffer.level += (rms - buffer.level) * (PERIOD / LEVEL_SMOOTHING)
+                buffer.level = smoothed_level(buffer.level, period)
             for fading in self._fading:
                 mixed += fading
             self._fading.clear()
@@ -228,6 +228,8 @@ class Speaker:
                     if written < 0:  # an underrun the driver reported; ALSA recovers on the next write
                         self.underruns += 1
                     self.periods_written += 1
+                    if self.processing is not None:
+                        self.processing.render(period, s.channels)
             # A real device paces us by blocking in write; a device that does
             # not (or no device at all) must not make us run ahead of real time.
             next_time = max(next_time + PERIOD, time.monotonic() - latency)

@@ -1,0 +1,128 @@
+"""Echo cancellation, noise suppression and gain for the room's microphone.
+
+WebRTC's audio processing module (AEC3, noise suppression, high-pass filter,
+AGC2) in process, from the ``livekit`` package's prebuilt native library. The
+speaker hands it every period exactly as written to ALSA (the echo's source:
+the *render* side, :meth:`AudioProcessing.render`); the microphone hands it
+every period it captured and sends what comes back (:meth:`AudioProcessing.capture`).
+Both run in their own threads, never on the event loop: a native call is a
+few tens of microseconds per 10 ms frame, and livekit's FFI takes requests
+from any thread (each is synchronous, in the caller's thread). One lock
+serialises the two sides, so a frame of one is never processed while the
+other changes the delay.
+
+If the library cannot load, one line says so and the audio goes through
+unprocessed.
+
+Example, a period through it (silence stays silence):
+
+>>> import numpy as np
+>>> processing = AudioProcessing(ProcessingSettings(delay_ms=80))
+>>> processing.render(np.zeros(FRAME_SAMPLES * 2, np.int16), channels=2)
+>>> processing.capture(bytes(FRAME_SAMPLES * 2), channels=1) == bytes(FRAME_SAMPLES * 2)
+True
+>>> processing.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .pcm import FRAME_SAMPLES, SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+SPLIT = SAMPLE_RATE // 100  # the module takes 10 ms frames; a period is two
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """What to run, and ``delay_ms``: from a period written to the speaker
+    until its echo is read from the microphone (playback and capture
+    buffering plus the air; the canceller searches around it)."""
+
+    echo_cancellation: bool = True
+    noise_suppression: bool = True
+    auto_gain: bool = True
+    delay_ms: int = 80
+
+    @property
+    def any(self) -> bool:
+        return self.echo_cancellation or self.noise_suppression or self.auto_gain
+
+
+class AudioProcessing:
+    """WebRTC's audio processing between the speaker and the microphone; see the module docs.
+
+    ``cpu_seconds`` is the thread CPU time spent in the module (both sides).
+    """
+
+    def __init__(self, settings: ProcessingSettings = ProcessingSettings()) -> None:
+        self.settings = settings
+        self.cpu_seconds = 0.0
+        self._lock = threading.Lock()
+        self._rtc: Any = None
+        self._apm: Any = None
+        if settings.any:
+            try:
+                from livekit import rtc
+
+                self._apm = rtc.AudioProcessingModule(
+                    echo_cancellation=settings.echo_cancellation, noise_suppression=settings.noise_suppression,
+                    high_pass_filter=True, auto_gain_control=settings.auto_gain,
+                )
+                self._rtc = rtc
+            except Exception as exc:  # ImportError, or OSError from the native library
+                log.warning("audio processing is off (the microphone is sent as captured): livekit's audio "
+                            "processing did not load: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    @property
+    def active(self) -> bool:
+        """True when the module runs (something is on and the library loaded)."""
+        return self._apm is not None
+
+    def render(self, period: np.ndarray, channels: int) -> None:
+        """A period as it is written to the speaker (s16, interleaved)."""
+        if self._apm is None:
+            return
+        data = bytearray(np.ascontiguousarray(period, np.int16).tobytes())
+        self._run(data, channels, reverse=True)
+
+    def capture(self, data: bytes, channels: int) -> bytes:
+        """A period as the microphone captured it; returns it processed."""
+        if self._apm is None:
+            return data
+        buffer = bytearray(data)
+        self._run(buffer, channels, reverse=False)
+        return bytes(buffer)
+
+    def _run(self, data: bytearray, channels: int, reverse: bool) -> None:
+        size = SPLIT * channels * 2
+        started = time.thread_time()
+        with self._lock:
+            apm = self._apm
+            if apm is None:
+                return
+            for offset in range(0, FRAME_SAMPLES * channels * 2, size):
+                # A bytearray of its own (livekit copies a sliced view): the module works on it in place.
+                chunk = bytearray(data[offset : offset + size])
+                frame = self._rtc.AudioFrame(chunk, SAMPLE_RATE, channels, SPLIT)
+                if reverse:
+                    apm.process_reverse_stream(frame)
+                else:
+                    if self.settings.echo_cancellation:
+                        apm.set_stream_delay_ms(self.settings.delay_ms)
+                    apm.process_stream(frame)
+                    data[offset : offset + size] = chunk
+        self.cpu_seconds += time.thread_time() - started
+
+    def close(self) -> None:
+        """Releases the native module; later periods pass through untouched."""
+        with self._lock:
+            self._apm = None  # the last reference: its native handle is dropped with it
