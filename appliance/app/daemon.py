@@ -106,6 +106,8 @@ RESTART_SECTIONS = ("camera", "microphone", "speaker", "audio", "screen", "contr
 CAPTURE_DELAY_MS = 20
 # Seconds between the metrics' snapshots of the daemon.
 METRICS_REFRESH = 1.0
+# Seconds between the screen's looks at the audio levels (active speaker, microphone bar).
+LEVELS_REFRESH = 0.1
 
 
 def _section(config: Config, name: str) -> object:
@@ -174,6 +176,7 @@ class Daemon:
         self._tasks += [
             asyncio.create_task(self.screen.run(self.output), name="screen"),
             asyncio.create_task(self.notifier.watchdog(), name="watchdog"),
+            asyncio.create_task(self._follow_levels(), name="levels"),
         ]
         m = c.metrics
         if m.http_port or m.textfile:
@@ -372,8 +375,8 @@ class Daemon:
     def metrics_snapshot(self) -> Snapshot:
         """What the metrics export, read on the event loop."""
         call, engine = self.call, self.engine
-        levels = self.speaker.levels() if self.speaker is not None else {}
-        streams = [_figures(call.stream_id, "send", self.qualities.get(call.stream_id))] \
+        levels, microphone = self.audio_levels()
+        streams = [_figures(call.stream_id, "send", self.qualities.get(call.stream_id), microphone)] \
             if call.state is CallState.IN_CALL else []
         streams += [_figures(s.stream_id, "receive", self.qualities.get(s.stream_id), levels.get(s.stream_id))
                     for s in engine.streams]
@@ -388,6 +391,17 @@ class Daemon:
             speaker_underruns=self.speaker.underruns if self.speaker is not None else 0,
         )
 
+    def audio_levels(self) -> tuple[dict[str, float], float | None]:
+        """Each played stream's level as mixed, and the microphone's (None without a real one)."""
+        levels = self.speaker.levels() if self.speaker is not None else {}
+        microphone = self.microphone.level if isinstance(self.microphone, MicrophoneSource) else None
+        return levels, microphone
+
+    async def _follow_levels(self) -> None:
+        while True:
+            await asyncio.sleep(LEVELS_REFRESH)
+            self.screen.set_levels(*self.audio_levels())
+
     async def _refresh_metrics(self) -> None:
         assert self.metrics is not None
         while True:
@@ -396,6 +410,7 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         engine = self.engine
+        levels, microphone = self.audio_levels()
         return {
             "state": self.call.state.value,
             "status": self.status_line(),
@@ -407,6 +422,9 @@ class Daemon:
             "screen": {"state": self.screen.state.value, "detail": self.screen.detail},
             "reload": self.last_reload,
             "speaker": {"underruns": self.speaker.underruns} if self.speaker is not None else None,
+            "levels": {stream: round(level, 4) for stream, level in levels.items()},
+            "microphone_level": None if microphone is None else round(microphone, 4),
+            "active_speaker": self.screen.active_speaker,
             "participants": [{"user_id": u.user_id, "user_name": u.user_name} for u in engine.users],
             "publishing": {
                 "stream_id": self.call.stream_id,

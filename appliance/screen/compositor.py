@@ -4,8 +4,11 @@ Each played stream gets a sink that keeps only its newest frame; the
 compositor lays the tiles out (see :mod:`appliance.screen.layout`: a grid,
 or the newest content share large above a strip of the others), scales each
 picture with swscale straight to the output's pixel format, and draws names
-and the status line with Pillow. Out of a call it shows an idle screen (room
-name, clock, "press JOIN") or an error screen. :meth:`Compositor.run` paces
+and the status line with Pillow. The loudest talking stream (from the
+levels :meth:`Compositor.set_levels` is given) has a highlighted frame, and
+the status line carries the microphone's level bar (red while muted). Out of
+a call it shows an idle screen (room name, clock, "press JOIN") or an error
+screen. :meth:`Compositor.run` paces
 composition at the display's frame rate and hands each frame to an output.
 
 Example:
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,8 +51,14 @@ STATUS_BACKGROUND = (0, 0, 0)
 ERROR_BACKGROUND = (110, 20, 20)
 TEXT = (255, 255, 255)
 MUTED_TEXT = (255, 90, 90)
+HIGHLIGHT = (255, 196, 0)  # the active speaker's frame
+LEVEL_BAR = (80, 220, 120)
+LEVEL_EMPTY = (60, 60, 60)
 log = logging.getLogger(__name__)
 IDLE_REDRAW = 0.5  # seconds between redraws when nothing new arrives
+# A played stream this loud (RMS, 0..1 of full scale; -40 dBFS) is talking.
+TALKING = 0.01
+LEVEL_FLOOR_DB = -60  # the microphone bar's empty end
 
 
 class ScreenState(Enum):
@@ -143,6 +153,8 @@ class Compositor:
         self.detail = ""
         self.muted = False
         self.participants: int | None = None
+        self.active_speaker: str | None = None  # the loudest talking stream, highlighted
+        self.microphone_level: float | None = None  # None: no microphone to show
         # Display frames missed while a remote frame was waiting to be shown
         # (composing fell behind); idle gaps between frames do not count.
         self.frames_late = 0
@@ -155,7 +167,8 @@ class Compositor:
         # Each colour as one pixel value: uint32 for bgra, uint16 for rgb565le.
         self._colors = {
             color: _flat(rgb_to(np.full((1, 1, 3), color, np.uint8), pixel_format))[0, 0]
-            for color in (BACKGROUND, TILE_BACKGROUND, STATUS_BACKGROUND, ERROR_BACKGROUND)
+            for color in (BACKGROUND, TILE_BACKGROUND, STATUS_BACKGROUND, ERROR_BACKGROUND, HIGHLIGHT, LEVEL_BAR,
+                          LEVEL_EMPTY, MUTED_TEXT)
         }
         self._canvas = blank(width, height, pixel_format)
         self._new_frame = asyncio.Event()
@@ -202,6 +215,22 @@ class Compositor:
         the most recently active ones are shown."""
         if stream_id in self._tiles:
             self._tiles[stream_id].active = time.monotonic()
+
+    def set_levels(self, levels: dict[str, float], microphone: float | None = None) -> None:
+        """Each played stream's audio level and the microphone's (RMS, 0..1).
+
+        Streams at ``TALKING`` or louder count as active (beyond nine remotes
+        the most recently active are shown); the loudest is highlighted. The
+        microphone's level is the bar in the status line.
+        """
+        talking = {s: level for s, level in levels.items() if level >= TALKING and s in self._tiles}
+        for stream_id in talking:
+            self.mark_active(stream_id)
+        loudest = max(talking, key=talking.__getitem__) if talking else None
+        self.microphone_level = microphone
+        if loudest != self.active_speaker:
+            self.active_speaker = loudest
+            self._new_frame.set()
 
     def set_status(
         self,
@@ -279,7 +308,7 @@ class Compositor:
         large = self._large_share(tiles)
         layout = (
             self.state, self.room, self.detail, self.muted, self.participants, time.strftime("%H:%M"),
-            tuple((s, r, _picture(tiles[s], r, s == large), tiles[s].name) for s, r in placed),
+            tuple((s, r, _picture(tiles[s], r, s == large), tiles[s].name) for s, r in placed), self.active_speaker,
         )
         canvas = self._canvas
         redraw = layout != self._layout
@@ -294,6 +323,10 @@ class Compositor:
             self._draw_status(canvas)
         for stream_id, rect in placed:
             self._draw_tile(canvas, tiles[stream_id], rect, redraw, stream_id == large)
+            if stream_id == self.active_speaker:
+                self._draw_frame(canvas, rect)
+        if self.state not in (ScreenState.IDLE, ScreenState.ERROR):
+            self._draw_microphone(canvas)
         self.last_image = canvas
         return canvas
 
@@ -334,6 +367,35 @@ class Compositor:
         if new or redraw:
             assert tile.scaled is not None
             canvas[rect.slices] = tile.scaled[2]
+
+    def highlight_width(self) -> int:
+        """How thick the active speaker's frame is (pixels)."""
+        return max(3, self.height // 180)
+
+    def _draw_frame(self, canvas: np.ndarray, rect: Rect) -> None:
+        """The active speaker's frame, inside the tile's edges."""
+        w = self.highlight_width()
+        for edge in (Rect(rect.x, rect.y, rect.w, w), Rect(rect.x, rect.y + rect.h - w, rect.w, w),
+                     Rect(rect.x, rect.y, w, rect.h), Rect(rect.x + rect.w - w, rect.y, w, rect.h)):
+            self._fill(canvas, edge, HIGHLIGHT)
+
+    def microphone_rect(self) -> Rect:
+        """Where the microphone's level bar is: the status line, left of "MUTED"."""
+        h = max(4, self.status_height // 3)
+        w = self.status_height * 4
+        return Rect(self.width - w - self.status_height * 4, self.height - (self.status_height + h) // 2, w, h)
+
+    def _draw_microphone(self, canvas: np.ndarray) -> None:
+        """The bar: filled as far as the microphone's level (-60 to 0 dBFS); red and empty while muted."""
+        if self.microphone_level is None:
+            return
+        bar = self.microphone_rect()
+        self._fill(canvas, bar, MUTED_TEXT if self.muted else LEVEL_EMPTY)
+        if not self.muted and self.microphone_level > 0:
+            db = 20 * math.log10(self.microphone_level)
+            filled = int(bar.w * min(1.0, max(0.0, (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB)))
+            if filled:
+                self._fill(canvas, Rect(bar.x, bar.y, filled, bar.h), LEVEL_BAR)
 
     def _draw_status(self, canvas: np.ndarray) -> None:
         top = self.height - self.status_height

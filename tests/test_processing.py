@@ -1,0 +1,67 @@
+"""WebRTC's audio processing (appliance.media.processing) on its own: the
+echo of a simulated room cancelled period by period, and a library that
+cannot load."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from appliance.media.pcm import FRAME_SAMPLES, SAMPLE_RATE
+from appliance.media.processing import AudioProcessing, ProcessingSettings
+from appliance.testing.room import impulse_response, speech_like
+
+
+def run(processing: AudioProcessing, far: np.ndarray, microphone: np.ndarray) -> np.ndarray:
+    """Both sides period by period, as the speaker and microphone threads call them."""
+    out = []
+    for at in range(0, len(far) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        played = (far[at : at + FRAME_SAMPLES] * 32767).astype(np.int16)
+        processing.render(np.repeat(played, 2), channels=2)
+        heard = (np.clip(microphone[at : at + FRAME_SAMPLES], -1, 1) * 32767).astype(np.int16)
+        out.append(np.frombuffer(processing.capture(heard.tobytes(), channels=1), np.int16))
+    return np.concatenate(out) / 32768
+
+
+def test_the_echo_of_the_speaker_is_cancelled_and_cpu_is_counted():
+    far = speech_like(6, pitch=120, seed=1)
+    echo = np.convolve(far, impulse_response(delay_ms=40, rt60=0.3, seed=7))[: len(far)]
+    microphone = np.concatenate([np.zeros(SAMPLE_RATE // 10), echo])[: len(far)]  # 100 ms of buffering too
+    microphone += 0.001 * np.random.default_rng(3).standard_normal(len(far))
+    processing = AudioProcessing(ProcessingSettings(delay_ms=80))
+    assert processing.active
+    out = run(processing, far, microphone)
+    window = slice(3 * SAMPLE_RATE, 6 * SAMPLE_RATE - FRAME_SAMPLES)  # after 2 s of convergence
+    erle = 20 * np.log10(np.std(microphone[window]) / np.std(out[window]))
+    assert erle >= 30, f"{erle:.1f} dB"
+    assert 0 < processing.cpu_seconds < 6, "thread CPU time spent in the module is counted"
+    processing.close()
+    assert not processing.active
+    assert processing.capture(b"\x01\x00" * FRAME_SAMPLES, 1) == b"\x01\x00" * FRAME_SAMPLES, "closed: passes through"
+
+
+def test_all_off_runs_nothing():
+    processing = AudioProcessing(ProcessingSettings(False, False, False))
+    assert not processing.active
+    assert processing.capture(b"\x07\x00" * FRAME_SAMPLES, 1) == b"\x07\x00" * FRAME_SAMPLES
+
+
+def test_a_module_that_cannot_load_is_one_line_and_the_audio_goes_through():
+    script = (
+        "import logging\n"
+        "logging.basicConfig(level=logging.DEBUG, format='%(levelname)s %(message)s')\n"
+        "from appliance.media.processing import AudioProcessing\n"
+        "p = AudioProcessing()\n"
+        "data = bytes(range(256)) * 15\n"
+        "assert not p.active and p.capture(data, 1) == data\n"
+        "print('through')\n"
+    )
+    env = dict(os.environ, LIVEKIT_LIB_PATH="/nonexistent/liblivekit_ffi.so")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "through\n", done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("WARNING audio processing is off"), lines
+    assert "/nonexistent/liblivekit_ffi.so" in lines[0] and "Traceback" not in done.stderr
