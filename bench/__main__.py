@@ -31,6 +31,8 @@ prints a table. Remote participants always run in processes of their own
 - ``rss_mb_4party`` (and ``pss_mb_4party``): resident (proportional) memory of
   ``appliance run`` in a four-participant call (three remotes) after 60 s.
 - ``start_to_ready_ms``: ``appliance run`` started -> ``READY=1`` (median of 3).
+- ``audio_latency_ms_p50`` / ``_p99``, ``audio_reverse_latency_ms_p50`` /
+  ``_p99``, ``aec_erle_db``, ``aec_cpu_per_s``: see ``bench.audio``.
 
 See docs/performance.md.
 """
@@ -65,6 +67,8 @@ from appliance.testing import netns, read_stamp
 from appliance.testing.demo import synthetic_config
 from appliance.testing.janus_server import LocalJanus
 from appliance.testing.webclient import CHROMIUM, CHROMIUM_FLAGS, WebClientServer
+
+from .audio import measure_audio_latency, measure_echo_cancellation, measure_reverse_latency
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -426,6 +430,9 @@ def main() -> int:
         results.update(asyncio.run(measure_receive3(janus)))
         results.update(measure_rss(janus))
         results.update(measure_start_to_ready(janus))
+        results.update(asyncio.run(measure_audio_latency(janus)))
+        results.update(measure_reverse_latency(janus))
+    results.update(measure_echo_cancellation())
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     width = max(map(len, results))
     for key, value in results.items():

@@ -19,10 +19,10 @@ from appliance.engine import Engine, EngineProfile
 from appliance.engine.events import EVENTS
 from appliance.testing import netns
 from appliance.testing.janus_server import LocalJanus
+from appliance.testing.pulse import PrivatePulse
 from appliance.testing.webclient import CHROMIUM, CHROMIUM_FLAGS
 
 from . import fakecamera  # noqa: F401  (stubs libcamera and kms++ before any test imports picamera2)
-from .pulse import PrivatePulse
 
 # The unit's tests boot a container that `make test-systemd` builds first.
 collect_ignore = [] if os.environ.get("APPLIANCE_SYSTEMD_LOWER") else ["systemd"]

@@ -13,6 +13,7 @@ import aiortc.rtcrtpreceiver
 import pytest
 from aiortc import RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtp import RtpPacket
 
 from appliance.engine import aiortc_adapt
 from appliance.engine.aiortc_adapt import AiortcMismatch
@@ -31,6 +32,7 @@ def test_the_installed_versions_pass():
         (aioice.ice, "get_host_addresses", lambda use_ipv4: [], "get_host_addresses"),
         (aiortc.jitterbuffer.JitterBuffer, "_remove_frame", lambda self: None, "_remove_frame"),
         (aiortc.rtcrtpreceiver, "get_decoder", lambda codec: None, "get_decoder"),
+        (aiortc.rtcrtpreceiver.RTCRtpReceiver, "__init__", lambda self, kind, transport: None, "prefetch=4"),
     ],
 )
 def test_a_changed_internal_fails_with_one_line(monkeypatch, target, name, replacement, says):
@@ -190,3 +192,21 @@ def test_the_receivers_buffer_hands_a_frame_to_the_decoder_on_its_marker_bit():
     (picture,) = aiortc.rtcrtpreceiver.get_decoder(codec).decode(out[-1])
     assert read_stamp(picture) == Stamp(0, 1000)
     assert [ours.add(packet)[1] for packet in second][-1].timestamp == second[-1].timestamp
+
+
+def test_the_audio_buffer_plays_each_packet_as_it_arrives():
+    """aiortc's own would hold four packets: the first comes out when the
+    fifth arrives (80 ms later). Ours: each at once, in order; a late one is dropped."""
+    from aiortc.rtcrtpreceiver import JitterBuffer as made_by_receiver
+
+    def packet(seq: int) -> RtpPacket:
+        p = RtpPacket(sequence_number=seq, timestamp=960 * seq, payload_type=111)
+        p._data = bytes([seq % 256]) * 40
+        return p
+
+    aiortc_own = aiortc.jitterbuffer.JitterBuffer(capacity=16, prefetch=4)
+    assert [aiortc_own.add(packet(seq))[1] is not None for seq in range(1, 7)] == [False] * 4 + [True] * 2
+    ours = made_by_receiver(capacity=16, prefetch=4)  # what RTCRtpReceiver("audio") makes
+    assert [ours.add(packet(seq))[1].timestamp for seq in (1, 2, 4)] == [960, 1920, 3840]
+    assert ours.add(packet(3)) == (False, None), "later than one already played"
+    assert ours.add(packet(5))[1].data == bytes([5]) * 40

@@ -15,6 +15,12 @@ aiortc has no public API for these things an appliance needs:
   arrives, ignoring the RTP marker bit that ends every frame: every remote
   picture waits a frame interval (33 ms at 30 fps). Video receivers get a
   buffer that also completes a frame on its marker bit.
+- **Audio played as it arrives.** aiortc's audio jitter buffer holds four
+  packets (``prefetch=4``) and releases each only when a later one arrives:
+  80-100 ms before anything is played. Every audio packet is a whole frame,
+  and the speaker's buffer already absorbs jitter (``latency_ms``), so audio
+  receivers get a buffer that releases each packet as it arrives, in order;
+  a packet later than one already released is dropped.
 - **Log records that keep a decoder alive.** A frame that fails to decode is
   logged with the exception as an argument; its traceback holds the decoder
   (its FFmpeg threads and frames) for as long as any handler keeps the record
@@ -61,6 +67,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
+from aiortc.utils import uint16_add
 
 TESTED_AIORTC = "1.16."
 TESTED_AIOICE = "0.13."
@@ -118,6 +125,12 @@ def check() -> None:
     _require(
         isinstance(getattr(aiortc.rtcrtpreceiver, "logger", None), logging.Logger),
         "aiortc's receiver no longer logs through its module's logger",
+    )
+    _require(
+        "JitterBuffer(capacity=16, prefetch=4)" in _source(RTCRtpReceiver.__init__)
+        and "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)" in _source(RTCRtpReceiver._handle_rtp_packet)
+        and _parameters(JitterFrame) == ["data", "timestamp"] and "self._origin" in _source(JitterBuffer.__init__),
+        "aiortc's receiver no longer buffers audio in JitterBuffer(capacity=16, prefetch=4).add()",
     )
     _require(
         aiortc.rtcrtpreceiver.JitterBuffer in (JitterBuffer, _jitter_buffer)
@@ -184,6 +197,28 @@ class MarkerJitterBuffer(JitterBuffer):
         return pli, frame
 
 
+class ArrivalJitterBuffer(JitterBuffer):
+    """Audio: each packet is released as it arrives; one older than what was released is dropped.
+
+    >>> from aiortc.rtp import RtpPacket
+    >>> buffer = ArrivalJitterBuffer(capacity=16, prefetch=4)
+    >>> def packet(seq):
+    ...     p = RtpPacket(sequence_number=seq, timestamp=960 * seq)
+    ...     p._data = bytes([seq % 256])
+    ...     return p
+    >>> [buffer.add(packet(seq))[1].timestamp // 960 for seq in (65535, 0, 2)]  # at once, across the wrap, past a loss
+    [65535, 0, 2]
+    >>> buffer.add(packet(1))  # late: its place in the stream has been played
+    (False, None)
+    """
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if self._origin is not None and uint16_add(packet.sequence_number, -self._origin) >= 0x8000:
+            return False, None
+        self._origin = uint16_add(packet.sequence_number, 1)
+        return False, JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+
+
 FrameClock = Callable[[str, int, float], None]
 _frame_clock: FrameClock | None = None
 
@@ -233,7 +268,7 @@ class _ExceptionsAsText(logging.Filter):
 
 
 def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
-    return (MarkerJitterBuffer if is_video else JitterBuffer)(capacity, prefetch, is_video)
+    return (MarkerJitterBuffer if is_video else ArrivalJitterBuffer)(capacity, prefetch, is_video)
 
 
 _original_connect = getattr(RTCPeerConnection, "_RTCPeerConnection__connect", None)
