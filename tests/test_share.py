@@ -187,3 +187,28 @@ def _found(area: np.ndarray, label: np.ndarray) -> bool:
     """Whether ``label`` (drawn by the compositor) is on ``area``, pixel for pixel, near its top left."""
     h, w = label.shape[:2]
     return any(np.array_equal(area[y : y + h, x : x + w], label) for y in range(0, 40) for x in range(0, 40))
+
+
+async def test_a_share_from_another_client_that_follows_the_naming_is_shown_as_one(appliance, janus, room_id,
+                                                                                    engines):
+    """Not the page: an engine (any client) publishing "<something>-share" beside its camera."""
+    from appliance.engine import User
+    from appliance.media import EncoderSettings
+    from appliance.testing import TestPatternSource
+
+    from .conftest import profile_for
+
+    screen = appliance.screen
+    carol, _ = engines(profile_for(janus))
+    await carol.login_room(room_id, User("carol", "Carol"))
+    camera, slides = TestPatternSource(EncoderSettings(320, 180, 15)), TestPatternSource(EncoderSettings(1280, 720, 5))
+    await carol.start_publishing_stream("carol-cam", video=camera)
+    await carol.start_publishing_stream("carol-share", video=slides)
+    await until(lambda: screen.sharing == "Carol" and screen.picture_rect("carol-share") is not None, "carol's share")
+    assert screen.picture_rect("carol-share") == Rect(320, 54, 1280, 720), "large, at its own size"
+    assert screen.tile_rect("carol-cam").y >= screen.tile_rect("carol-share").h, "her camera in the strip"
+    await carol.stop_publishing_stream("carol-share")
+    await until(lambda: screen.sharing is None and screen.tile_rect("carol-cam") == screen.tile_area, "the grid back")
+    await carol.destroy()
+    camera.close()
+    slides.close()
