@@ -55,40 +55,73 @@ ROOT = Path(__file__).resolve().parent.parent
 ONSET = 0.1  # a sample this loud (0..1) starts a click
 
 
+class _Onsets:
+    """When clicks begin in a run of periods: a sample above ``ONSET`` after quiet."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._loud = False
+
+    def note(self, data: bytes, channels: int, start: float) -> None:
+        """One period of s16 ``data`` whose first sample is at ``start`` (monotonic)."""
+        samples = np.abs(np.frombuffer(data, np.int16).reshape(-1, channels)[:, 0]) / 32768
+        loud = np.flatnonzero(samples > ONSET)
+        if loud.size and not self._loud:
+            self.times.append(start + loud[0] / SAMPLE_RATE)
+        self._loud = bool(loud.size) and loud[-1] > len(samples) - SAMPLE_RATE // 1000  # still clicking at its end
+
+
 class _TimedPcm:
     """The speaker's device, noting when each click's onset is written."""
 
-    def __init__(self, pcm: Any, onsets: list[float]) -> None:
-        self._pcm, self._onsets, self._loud = pcm, onsets, False
+    def __init__(self, pcm: Any, onsets: _Onsets) -> None:
+        self._pcm, self._onsets = pcm, onsets
 
     def write(self, data: bytes) -> int:
-        now = time.monotonic()
-        samples = np.abs(np.frombuffer(data, np.int16).reshape(-1, 2)[:, 0]) / 32768
-        loud = np.flatnonzero(samples > ONSET)
-        if loud.size and not self._loud:
-            self._onsets.append(now + loud[0] / SAMPLE_RATE)
-        self._loud = bool(loud.size) and loud[-1] > len(samples) - SAMPLE_RATE // 1000  # still clicking at its end
+        self._onsets.note(data, 2, time.monotonic())
         return self._pcm.write(data)
 
     def close(self) -> None:
         self._pcm.close()
 
 
+def _printed_times(process: subprocess.Popen[str], word: str) -> list[float]:
+    """The times ``process`` prints as ``<word> <time>`` lines, gathered by a thread as they come."""
+    times: list[float] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(word + " "):
+                times.append(float(line.split()[1]))
+
+    threading.Thread(target=read, daemon=True).start()
+    return times
+
+
+def _latencies(name: str, starts: list[float], ends: list[float]) -> dict[str, float]:
+    """Each start to the first end within 0.5 s after it (ms), the first three left out; p50 and p99."""
+    latencies = []
+    for start in starts:
+        later = [end for end in ends if start < end < start + 0.5]
+        if later:
+            latencies.append((later[0] - start) * 1000)
+    latencies = latencies[3:]  # while the subscription settles
+    if len(latencies) < 10:
+        raise RuntimeError(f"{name}: only {len(latencies)} clicks heard of {len(starts)}")
+    ordered = sorted(latencies)
+    return {
+        f"{name}_p50": round(float(ordered[len(ordered) // 2]), 1),
+        f"{name}_p99": round(float(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]), 1),
+    }
+
+
 async def measure_audio_latency(janus: LocalJanus, seconds: float = 15.0) -> dict[str, float]:
     room = f"bench-audio-{os.getpid()}-{time.monotonic_ns()}"
     talker = subprocess.Popen([sys.executable, "-m", "appliance.testing.publishers", "clicks", janus.url, room,
                                "talker", str(seconds + 10)], cwd=ROOT, text=True, stdout=subprocess.PIPE)
-    captured: list[float] = []
-
-    def read() -> None:
-        assert talker.stdout is not None
-        for line in talker.stdout:
-            if line.startswith("click "):
-                captured.append(float(line.split()[1]))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    onsets: list[float] = []
+    captured = _printed_times(talker, "click")
+    onsets = _Onsets()
     speaker = Speaker(SpeakerSettings(device="null"), open_pcm=lambda s: _TimedPcm(open_alsa_playback(s), onsets))
     engine = Engine.create(EngineProfile(server=janus.url))
     try:
@@ -105,40 +138,19 @@ async def measure_audio_latency(janus: LocalJanus, seconds: float = 15.0) -> dic
         speaker.close()
         talker.kill()
         talker.wait()
-    latencies = []
-    for capture in captured:
-        heard = [o for o in onsets if capture < o < capture + 0.5]
-        if heard:
-            latencies.append((heard[0] - capture) * 1000)
-    latencies = latencies[3:]  # the first after the subscription settles
-    if len(latencies) < 10:
-        raise RuntimeError(f"only {len(latencies)} clicks heard of {len(captured)} sent")
-    return _percentiles("audio_latency_ms", latencies)
-
-
-def _percentiles(name: str, values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        f"{name}_p50": round(float(ordered[len(ordered) // 2]), 1),
-        f"{name}_p99": round(float(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]), 1),
-    }
+    return _latencies("audio_latency_ms", captured, onsets.times)
 
 
 class _TimedCapture:
     """The microphone's device, noting when each click's onset was captured."""
 
-    def __init__(self, pcm: Any, onsets: list[float]) -> None:
-        self._pcm, self._onsets, self._loud = pcm, onsets, False
+    def __init__(self, pcm: Any, onsets: _Onsets) -> None:
+        self._pcm, self._onsets = pcm, onsets
 
     def read(self) -> tuple[int, bytes]:
         length, data = self._pcm.read()
-        now = time.monotonic()
-        if length > 0:
-            samples = np.abs(np.frombuffer(data, np.int16)) / 32768
-            loud = np.flatnonzero(samples > ONSET)
-            if loud.size and not self._loud:
-                self._onsets.append(now - (len(samples) - loud[0]) / SAMPLE_RATE)
-            self._loud = bool(loud.size) and loud[-1] > len(samples) - SAMPLE_RATE // 1000
+        if length > 0:  # the period just read ends now
+            self._onsets.note(data, 1, time.monotonic() - length / SAMPLE_RATE)
         return length, data
 
     def close(self) -> None:
@@ -164,21 +176,13 @@ def _play_clicks(stop: threading.Event) -> None:
 
 async def _reverse_in_the_room(url: str, seconds: float) -> dict[str, float]:
     room = f"bench-reverse-{os.getpid()}"
-    captured: list[float] = []
+    captured = _Onsets()
     processing = AudioProcessing(ProcessingSettings())
     microphone = MicrophoneSource(MicrophoneSettings(device="mic"),
                                   open_pcm=lambda s: _TimedCapture(open_alsa_capture(s), captured), processing=processing)
     listener = subprocess.Popen([sys.executable, "-m", "appliance.testing.publishers", "listen", url, room,
                                  "room-pi-mic", str(seconds + 15)], cwd=ROOT, text=True, stdout=subprocess.PIPE)
-    heard: list[float] = []
-
-    def read() -> None:
-        assert listener.stdout is not None
-        for line in listener.stdout:
-            if line.startswith("onset "):
-                heard.append(float(line.split()[1]))
-
-    threading.Thread(target=read, daemon=True).start()
+    heard = _printed_times(listener, "onset")
     stop = threading.Event()
     clicks = threading.Thread(target=_play_clicks, args=(stop,), daemon=True)
     clicks.start()
@@ -195,15 +199,7 @@ async def _reverse_in_the_room(url: str, seconds: float) -> dict[str, float]:
         processing.close()
         listener.kill()
         listener.wait()
-    latencies = []
-    for capture in captured:
-        later = [h for h in heard if capture < h < capture + 0.5]
-        if later:
-            latencies.append((later[0] - capture) * 1000)
-    latencies = latencies[3:]
-    if len(latencies) < 10:
-        raise RuntimeError(f"only {len(latencies)} clicks heard of {len(captured)} captured")
-    return _percentiles("audio_reverse_latency_ms", latencies)
+    return _latencies("audio_reverse_latency_ms", captured.times, heard)
 
 
 class _Recorded(AudioProcessing):

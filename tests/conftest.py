@@ -7,6 +7,7 @@ The suite must run inside ``scripts/netns`` (``make test`` does that): only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -75,15 +76,22 @@ def own_janus() -> Iterator[LocalJanus]:
         yield server
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Debian's Chromium, headless, in the namespace (for the browser tests; the arm64 run has none)."""
+@contextlib.asynccontextmanager
+async def chromium(flags: list[str]) -> AsyncIterator[Any]:
+    """Debian's Chromium, headless, in the namespace, started with ``flags``."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Chromium for the browser tests (the arm64 run has none)."""
+    async with chromium(CHROMIUM_FLAGS) as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -65,3 +65,25 @@ def test_a_module_that_cannot_load_is_one_line_and_the_audio_goes_through():
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("WARNING audio processing is off"), lines
     assert "/nonexistent/liblivekit_ffi.so" in lines[0] and "Traceback" not in done.stderr
+
+
+def test_a_short_read_passes_through_and_a_failing_module_is_one_line(caplog):
+    processing = AudioProcessing()
+    short = b"\x05\x00" * 100
+    assert processing.capture(short, 1) == short
+    processing.render(np.zeros(10, np.int16), channels=2)  # nothing happens, nothing breaks
+    assert processing.active
+
+    class Failing:
+        def process_stream(self, frame: object) -> None:
+            raise RuntimeError("apm: bad frame")
+
+        def set_stream_delay_ms(self, delay: int) -> None:
+            pass
+
+    processing._apm = Failing()  # the native module refusing a frame, as livekit raises it
+    data = b"\x09\x00" * FRAME_SAMPLES
+    assert processing.capture(data, 1) == data and processing.capture(data, 1) == data
+    assert not processing.active
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "bad frame" in errors[0].getMessage()

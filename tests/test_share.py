@@ -25,9 +25,13 @@ from PIL import Image
 from playwright.async_api import Page
 
 from appliance.app.call import CallState
+from appliance.engine import User
+from appliance.media import EncoderSettings
 from appliance.screen.layout import Rect
-from appliance.testing.webclient import CHROMIUM, CHROMIUM_FLAGS, WebClientServer
+from appliance.testing import TestPatternSource
+from appliance.testing.webclient import CHROMIUM_FLAGS, WebClientServer
 
+from .conftest import chromium, profile_for
 from .daemonkit import running_daemon, until, write_config
 
 SHARE_FLAGS = [f for f in CHROMIUM_FLAGS if f != "--use-fake-ui-for-media-stream"] + ["--auto-accept-this-tab-capture"]
@@ -61,12 +65,8 @@ def web() -> AsyncIterator[WebClientServer]:
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """Chromium as for the other browser tests, but with real tab capture."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=SHARE_FLAGS)
-        yield chromium
-        await chromium.close()
+    async with chromium(SHARE_FLAGS) as launched:
+        yield launched
 
 
 async def visitor(browser: Any, web: WebClientServer, janus_url: str, room: str, user: str, name: str) -> Page:
@@ -192,12 +192,6 @@ def _found(area: np.ndarray, label: np.ndarray) -> bool:
 async def test_a_share_from_another_client_that_follows_the_naming_is_shown_as_one(appliance, janus, room_id,
                                                                                     engines):
     """Not the page: an engine (any client) publishing "<something>-share" beside its camera."""
-    from appliance.engine import User
-    from appliance.media import EncoderSettings
-    from appliance.testing import TestPatternSource
-
-    from .conftest import profile_for
-
     screen = appliance.screen
     carol, _ = engines(profile_for(janus))
     await carol.login_room(room_id, User("carol", "Carol"))

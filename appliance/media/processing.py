@@ -104,22 +104,28 @@ class AudioProcessing:
 
     def _run(self, data: bytearray, channels: int, reverse: bool) -> None:
         size = SPLIT * channels * 2
+        if len(data) != FRAME_SAMPLES * channels * 2:
+            return  # a short read: passed on as it is
         started = time.thread_time()
         with self._lock:
             apm = self._apm
             if apm is None:
                 return
-            for offset in range(0, FRAME_SAMPLES * channels * 2, size):
-                # A bytearray of its own (livekit copies a sliced view): the module works on it in place.
-                chunk = bytearray(data[offset : offset + size])
-                frame = self._rtc.AudioFrame(chunk, SAMPLE_RATE, channels, SPLIT)
-                if reverse:
-                    apm.process_reverse_stream(frame)
-                else:
-                    if self.settings.echo_cancellation:
-                        apm.set_stream_delay_ms(self.settings.delay_ms)
-                    apm.process_stream(frame)
-                    data[offset : offset + size] = chunk
+            try:
+                for offset in range(0, len(data), size):
+                    # A bytearray of its own (livekit copies a sliced view): the module works on it in place.
+                    chunk = bytearray(data[offset : offset + size])
+                    frame = self._rtc.AudioFrame(chunk, SAMPLE_RATE, channels, SPLIT)
+                    if reverse:
+                        apm.process_reverse_stream(frame)
+                    else:
+                        if self.settings.echo_cancellation:
+                            apm.set_stream_delay_ms(self.settings.delay_ms)
+                        apm.process_stream(frame)
+                        data[offset : offset + size] = chunk
+            except Exception as exc:  # the audio must keep flowing: once, and unprocessed from then on
+                log.error("audio processing failed; the microphone is sent as captured from now on: %s", exc)
+                self._apm = None
         self.cpu_seconds += time.thread_time() - started
 
     def close(self) -> None:
