@@ -17,7 +17,7 @@ test: setup
 test-systemd: setup
 	scripts/test-systemd
 
-# The suite (but the browser tests) on arm64 under emulation, against arm64 Janus.
+# The suite (but the browser tests and the simulated room) on arm64 under emulation, against arm64 Janus.
 test-arm64: setup
 	scripts/test-arm64
 

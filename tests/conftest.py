@@ -53,6 +53,8 @@ def long_mode(request: pytest.FixtureRequest) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives Debian's Chromium (make test-arm64 leaves these out)")
+    config.addinivalue_line("markers", "room: a simulated room in real time (make test-arm64 leaves it out: under "
+                                       "emulation neither the room's process nor the appliance keeps real time)")
     logging.getLogger("aioice").setLevel(logging.WARNING)
     if not netns.inside():
         pytest.exit(

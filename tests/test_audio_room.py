@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from appliance.app.call import CallState
 from appliance.app.daemon import Daemon
@@ -31,6 +32,10 @@ from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for
 from .daemonkit import running_daemon, until, write_config
+
+# Real time end to end: under emulation (make test-arm64) the room cannot keep
+# up; the processing itself is tested there by tests/test_processing.py.
+pytestmark = pytest.mark.room
 
 FAR = speech_like(16, pitch=120, seed=1)  # the remote talks for 16 s
 NEAR = speech_like(8, pitch=NEAR_PITCH, seed=NEAR_SEED)  # the room's own talker, from 9 s on
@@ -139,7 +144,7 @@ async def test_echo_is_cancelled_the_near_end_talker_goes_through_and_mute_is_si
     erle = float(np.median(erles))
     assert erle >= 30, f"echo return loss enhancement {erle:.1f} dB (blocks: {np.round(erles, 1).tolist()})"
 
-    # Double talk: the room's talker reaches the remote. Measured here 0.76-0.77
+    # Double talk: the room's talker reaches the remote. Measured here 0.74-0.75
     # (docs/reliability.md): the canceller's suppressor ducks the near end while
     # the far end talks; the issue asks 0.8, this bound keeps what we have.
     talker = spectral_correlation(on.heard(DOUBLE_TALK), NEAR)

@@ -424,6 +424,7 @@ class Daemon:
             "speaker": {"underruns": self.speaker.underruns} if self.speaker is not None else None,
             "levels": {stream: round(level, 4) for stream, level in levels.items()},
             "microphone_level": None if microphone is None else round(microphone, 4),
+            "audio_processing": self.processing is not None and self.processing.active,
             "active_speaker": self.screen.active_speaker,
             "participants": [{"user_id": u.user_id, "user_name": u.user_name} for u in engine.users],
             "publishing": {

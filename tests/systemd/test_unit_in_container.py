@@ -3,10 +3,11 @@ container with a private network), installed by install-pi."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
-from .conftest import configure, remote, start_janus
+from .conftest import CONFIG, configure, remote, start_janus
 from .container import Container
 
 
@@ -96,6 +97,25 @@ def test_a_token_file_that_is_empty_or_readable_by_all_stops_it_with_one_line(co
         assert len(lines) == 1 and says in lines[0] and "/etc/appliance/token" in lines[0], lines
 
 
+def test_with_an_alsa_microphone_the_audio_processing_runs_in_the_sandbox(container: Container):
+    """livekit's native module (threads of its own, a Rust runtime) under the
+    unit's system call filter and device policy: it loads and processes."""
+    box = container
+    start_janus(box)
+    config = CONFIG.format(room="room-a", token="")
+    config = config.replace('[microphone]\nsource = "tone"', '[microphone]\nsource = "alsa"\ndevice = "null"')
+    config = config.replace("[speaker]\nenabled = false", '[speaker]\ndevice = "null"')
+    assert 'device = "null"' in config and 'source = "alsa"' in config
+    box.write("/etc/appliance/appliance.toml", config, 0o640, "root:appliance")
+    box.run("systemctl", "restart", "appliance")
+    got = remote(box, "room-a", "--frames", "30")
+    assert got["audio_frames"] >= 50, got
+    status = json.loads(box.run("appliance", "status", "--json", user="root").stdout)
+    assert status["audio_processing"] is True and isinstance(status["microphone_level"], float), status
+    journal = box.run("journalctl", "-u", "appliance", "--no-pager", "-o", "cat").stdout
+    assert "audio processing" not in journal and "Traceback" not in journal, journal[-3000:]
+
+
 def test_the_exposure_online_is_at_most_2(container: Container):
     out = container.run("systemd-analyze", "security", "appliance", "--no-pager").stdout
     level = float(re.search(r"Overall exposure level for appliance.service: (\d+\.\d+)", out).group(1))
@@ -121,8 +141,6 @@ def probe_in_the_units_sandbox(box: Container, board: str | None, extra: str = "
     show, so the cpuinfo lines that gpiozero and the encoder choice fall back
     on stand for the board).
     """
-    import json
-
     if board is not None:
         box.write(f"/var/lib/fakepi/{board}", CPUINFO[board])
     unit = box.run("cat", "/etc/systemd/system/appliance.service").stdout
