@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import alsaaudio
 import av
@@ -149,3 +150,34 @@ async def test_missing_device_is_reported_once(caplog):
     assert len(lines) == 1 and "no_such_device" in lines[0]
 
 
+
+
+class ShortReadsPcm:
+    """A capture device whose reads return 300, 660, then 960 frames, in turn (a ramp of samples)."""
+
+    def __init__(self, settings: MicrophoneSettings) -> None:
+        self.sizes = [300, 660, 960]
+        self.reads = 0
+        self.next = 0
+
+    def read(self) -> tuple[int, bytes]:
+        size = self.sizes[self.reads % 3]
+        self.reads += 1
+        samples = (np.arange(self.next, self.next + size) % 30000).astype(np.int16)
+        self.next += size
+        time.sleep(size / 48000)
+        return size, samples.tobytes()
+
+    def close(self) -> None:
+        pass
+
+
+async def test_short_reads_are_cut_into_whole_periods_without_losing_a_sample():
+    mic = MicrophoneSource(MicrophoneSettings(device="short"), open_pcm=ShortReadsPcm)
+    try:
+        frames = [await mic.recv() for _ in range(10)]
+    finally:
+        mic.close()
+    assert {f.samples for f in frames} == {960}
+    samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+    assert np.array_equal(samples, (np.arange(9600) % 30000).astype(np.int16)), "in order, none lost or repeated"

@@ -148,9 +148,14 @@ class MicrophoneSource:
         self._device = device
         clean = BURST_GAP
         burst = 0
+        # A read may return less than a period (a device going away, some
+        # drivers at times): periods are cut from what has been read.
+        pending = b""
+        period = len(self._silence)
         while not self._stop.is_set():
             pcm = device.get()
             if pcm is None:
+                pending = b""
                 self._put(self._silence)  # keep the stream alive while the device is away
                 time.sleep(FRAME_SAMPLES / SAMPLE_RATE)
                 continue
@@ -169,14 +174,17 @@ class MicrophoneSource:
                 continue
             if length <= 0:
                 continue
-            if self.processing is not None:
-                data = self.processing.capture(data, self.settings.channels)
-            self.level = smoothed_level(self.level, np.frombuffer(data, np.int16))
             clean += 1
             if clean == BURST_GAP and burst:
                 log.info("microphone %r: the overrun burst lost %d periods", self.settings.device, burst)
                 burst = 0
-            self._put(data)
+            pending += data
+            while len(pending) >= period:
+                chunk, pending = pending[:period], pending[period:]
+                if self.processing is not None:
+                    chunk = self.processing.capture(chunk, self.settings.channels)
+                self.level = smoothed_level(self.level, np.frombuffer(chunk, np.int16))
+                self._put(chunk)
         device.close()
 
     def _put(self, data: bytes) -> None:
