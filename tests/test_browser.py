@@ -33,8 +33,9 @@ async def open_page(browser: Browser, web: WebClientServer, **params: str) -> Pa
 
 
 async def until(page: Page, script: str, timeout: float = 20.0) -> object:
-    await page.wait_for_function(script, timeout=timeout * 1000)
-    return await page.evaluate(script)
+    """The first truthy value of ``script`` (not a second evaluation, which may see a tile still being set up)."""
+    handle = await page.wait_for_function(script, timeout=timeout * 1000)
+    return await handle.json_value()
 
 
 PUBLISHED_CODEC = """async () => {
@@ -57,9 +58,10 @@ async def test_browser_and_appliance_see_and_hear_each_other(janus, web, browser
     page = await open_page(browser, web, server=janus.url, room=room_id, user="alice", name="Alice")
 
     # The page decodes the appliance's H.264 at 1280x720 and plays its audio.
-    width = await until(page, "() => { const v = document.querySelector('.tile video'); return v && v.videoWidth }")
-    assert width == 1280
-    assert await page.evaluate("() => document.querySelector('.tile video').videoHeight") == 720
+    # (A track event may set the element's source again, which resets its size until the next frame.)
+    size = await until(page, "() => { const v = document.querySelector('.tile video');"
+                             " return v && v.videoWidth && [v.videoWidth, v.videoHeight] }")
+    assert size == [1280, 720]
     await until(page, "() => { const a = document.querySelector('.tile audio'); return a && !a.paused && a.currentTime > 0.5 }")
     assert await page.text_content(".tile span") == "Room Pi"
 

@@ -214,7 +214,10 @@ function stopShare() {
   if (current) {
     current.track.removeEventListener("ended", stopShare);
     current.track.stop();
-    current.handle.detach();
+    // Unpublish first: the room hears at once that the share is gone, before
+    // the handle and its connection are torn down.
+    const detach = () => current.handle.detach();
+    send(current.handle, { request: "unpublish" }).then(detach, detach);
   }
   $("share").textContent = "Share screen";
   $("share").disabled = state.janus === null;
