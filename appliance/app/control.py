@@ -32,6 +32,7 @@ Example, a server answering what it was asked, and its client:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import json
 import logging
@@ -104,6 +105,10 @@ class ControlServer:
         finally:
             self._clients -= 1
             writer.close()
+            # Awaited so that a client gone mid-answer (a broken pipe) is retrieved
+            # here, not logged as "Future exception was never retrieved" at exit.
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
 
     async def close(self) -> None:
         if self._server is not None:
