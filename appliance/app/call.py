@@ -199,8 +199,10 @@ class Call:
                     audio_sink=speaker.audio_sink(stream.stream_id) if speaker else None,
                 )
             else:
-                await self.engine.stop_playing_stream(stream.stream_id)
+                # Off the screen and out of the speaker first: stopping the player
+                # (closing its connection) may take a while, its tile must not.
                 self._drop_stream(stream.stream_id)
+                await self.engine.stop_playing_stream(stream.stream_id)
 
     def _on_publisher(self, stream_id: str, state: PublisherState, code: ErrorCode, extended: dict[str, Any]) -> None:
         if stream_id == self.stream_id:
