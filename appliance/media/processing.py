@@ -126,7 +126,8 @@ class AudioProcessing:
             except Exception as exc:  # the audio must keep flowing: once, and unprocessed from then on
                 log.error("audio processing failed; the microphone is sent as captured from now on: %s", exc)
                 self._apm = None
-        self.cpu_seconds += time.thread_time() - started
+            # Under the lock: the speaker's and the microphone's threads both add to it.
+            self.cpu_seconds += time.thread_time() - started
 
     def close(self) -> None:
         """Releases the native module; later periods pass through untouched."""

@@ -126,7 +126,7 @@ class SpeechSource:
 
     def __init__(self, samples: np.ndarray) -> None:
         self.samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        self.muted = False
+        self.muted = False  # sends silence, like a muted microphone
         self.closed = False
         self.started: float | None = None  # when the first frame went out (monotonic)
         self._at = 0
@@ -140,7 +140,7 @@ class SpeechSource:
             self.started = time.monotonic()
         chunk = self.samples[self._at : self._at + FRAME_SAMPLES]
         chunk = np.concatenate([chunk, np.zeros(FRAME_SAMPLES - len(chunk), np.int16)])
-        frame = pcm_frame(chunk, 1, self._at)
+        frame = pcm_frame(np.zeros_like(chunk) if self.muted else chunk, 1, self._at)
         self._at += FRAME_SAMPLES
         return frame
 
