@@ -30,6 +30,7 @@ from .quality import QualityMeter
 from .room import Room
 
 log = logging.getLogger(__name__)
+LEAVE_TIMEOUT = 1.0  # seconds; the detach after it waits as long as any request
 
 
 class FatalLinkError(EngineError):
@@ -220,8 +221,20 @@ class Link:
         handle, self._handle = self._handle, None
         if handle is not None and self._connection is not None:
             self._room.unlisten(handle)
+            await self._leave(self._connection, handle)
             await self._connection.detach(handle)
         self._connection = None
+
+    async def _leave(self, connection: JanusConnection, handle: int) -> None:
+        """Leaves the room before the handle is detached. A detach alone
+        arriving while Janus still sets up the handle's connection (a DTLS
+        failure right after the answer) left the feed in the room for the
+        session's life, and every later publish of the id was refused."""
+        try:
+            async with asyncio.timeout(LEAVE_TIMEOUT):
+                await connection.message(handle, {"request": "leave"})
+        except (EngineError, TimeoutError) as exc:  # not joined yet, or Janus gone: the detach follows anyway
+            log.debug("leave on handle %s: %s", handle, exc)
 
     def _set_state(self, state: Enum, code: ErrorCode, detail: str) -> None:
         # Requesting again is news when the reason changed (a retry failing
