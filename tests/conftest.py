@@ -103,7 +103,7 @@ def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivatePulse]:
     server.start()
     monkeypatch.setenv("ALSA_CONFIG_PATH", str(server.asound_conf))
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ into ``spk`` (the sink ``room``, captured by ``mic``).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -58,3 +59,8 @@ class PrivatePulse:
             self._process.wait()
             self._process = None
         self.socket.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Stops the server for good and removes its directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

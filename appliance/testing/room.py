@@ -21,6 +21,9 @@ True
 1.0
 >>> spectral_correlation(0.5 * voice[:24000], voice) > 0.99
 True
+>>> echo = [0.1 * voice[:24000], 0.001 * voice[24000:]]  # the far end talks, then pauses
+>>> erle_db(echo, [0.001 * voice[:24000], 0.001 * voice[24000:]])
+(40.0, [40.0])
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from ..media.pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
 from .pacing import Pacer
 
 BLOCK = SAMPLE_RATE // 100  # the room runs 10 ms at a time
-NEAR_PITCH, NEAR_SEED = 210, 2  # the near-end talker (the far end's tests choose their own)
+NEAR_PITCH, NEAR_SEED = 210, 2
+ECHO_PRESENT = 0.01  # RMS: a block has echo when it is this loud (20 dB over the room's default noise)  # the near-end talker (the far end's tests choose their own)
 # (F1, F2, F3) of a few vowels, Hz.
 VOWELS = [(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410)]
 
@@ -119,6 +123,23 @@ def spectral_correlation(signal: np.ndarray, reference: np.ndarray) -> float:
     a, b = a[:count].ravel() - a[:count].mean(), b[:count].ravel() - b[:count].mean()
     denominator = np.sqrt(float(a @ a) * float(b @ b))
     return float(a @ b / denominator) if denominator else 0.0
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
+def erle_db(echo: list[np.ndarray], residual: list[np.ndarray]) -> tuple[float, list[float]]:
+    """Echo return loss enhancement: for each block, the echo's level over
+    what is left of it after processing (dB), and the median over the blocks.
+    Only blocks with echo in them count (``echo`` at least
+    :data:`ECHO_PRESENT`): in the far end's pauses both are the room's noise,
+    and their ratio says nothing about the echo. Returns the median and the
+    blocks that counted.
+    """
+    blocks = [20 * float(np.log10(rms(e) / max(1e-9, rms(r)))) for e, r in zip(echo, residual, strict=True)
+              if rms(e) >= ECHO_PRESENT]
+    return (round(float(np.median(blocks)), 1) if blocks else float("nan")), [round(b, 1) for b in blocks]
 
 
 class SpeechSource:
