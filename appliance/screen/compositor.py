@@ -90,7 +90,7 @@ class _Tile:
     frame: av.VideoFrame | None = None
     received: int = 0
     shown: int = 0
-    scaled: tuple[av.VideoFrame, Rect, np.ndarray] | None = field(default=None, repr=False)
+    drawn: tuple[av.VideoFrame, Rect] | None = field(default=None, repr=False)  # on the canvas now
 
 
 @lru_cache(maxsize=256)
@@ -351,22 +351,23 @@ class Compositor:
         return _label(f"{name} is sharing", self.status_height * 3 // 5, TEXT, STATUS_BACKGROUND, self.pixel_format)
 
     def _draw_picture(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool, large: bool) -> None:
-        """Scales each new frame once and copies it; an unchanged picture is
-        left as it is on the canvas unless everything is being redrawn."""
+        """Scales each new frame straight onto the canvas; an unchanged picture
+        is left as it is unless everything is being redrawn (then it is scaled
+        again: keeping each tile's scaled copy for redraws, rare, cost up to
+        2 MB of memory per tile)."""
         frame = tile.frame
         assert frame is not None
-        new = tile.scaled is None or tile.scaled[0] is not frame or tile.scaled[1] != rect
-        if new:
+        new = tile.drawn is None or tile.drawn[0] is not frame or tile.drawn[1] != rect
+        if new or redraw:
             # A large share is mostly text: area averaging keeps thin strokes when it must shrink.
             interpolation = "AREA" if large else None
             scaled = frame.reformat(rect.w, rect.h, format=self.pixel_format, interpolation=interpolation)
-            tile.scaled = (frame, rect, frame_array(scaled))
+            canvas[rect.slices] = frame_array(scaled)
+        if new:
+            tile.drawn = (frame, rect)
             tile.shown += 1
             if self.frame_clock is not None:
                 self.frame_clock("composed", frame.pts, time.monotonic())
-        if new or redraw:
-            assert tile.scaled is not None
-            canvas[rect.slices] = tile.scaled[2]
 
     def highlight_width(self) -> int:
         """How thick the active speaker's frame is (pixels)."""
