@@ -40,8 +40,8 @@ from ..media.pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
 from .pacing import Pacer
 
 BLOCK = SAMPLE_RATE // 100  # the room runs 10 ms at a time
-NEAR_PITCH, NEAR_SEED = 210, 2
-ECHO_PRESENT = 0.01  # RMS: a block has echo when it is this loud (20 dB over the room's default noise)  # the near-end talker (the far end's tests choose their own)
+NEAR_PITCH, NEAR_SEED = 210, 2  # the near-end talker (the far end's tests choose their own)
+ECHO_PRESENT = 0.01  # RMS: a block has echo when it is this loud (20 dB over the room's default noise)
 # (F1, F2, F3) of a few vowels, Hz.
 VOWELS = [(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480), (570, 840, 2410)]
 
@@ -126,6 +126,7 @@ def spectral_correlation(signal: np.ndarray, reference: np.ndarray) -> float:
 
 
 def rms(samples: np.ndarray) -> float:
+    """Root mean square of float samples."""
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
 
 
