@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -33,11 +34,15 @@ def test_the_echo_of_the_speaker_is_cancelled_and_cpu_is_counted():
     microphone += 0.001 * np.random.default_rng(3).standard_normal(len(far))
     processing = AudioProcessing(ProcessingSettings(delay_ms=80))
     assert processing.active
+    started = time.thread_time()
     out = run(processing, far, microphone)
+    spent = time.thread_time() - started  # the module runs in the caller's thread
     window = slice(3 * SAMPLE_RATE, 6 * SAMPLE_RATE - FRAME_SAMPLES)  # after 2 s of convergence
     erle = 20 * np.log10(np.std(microphone[window]) / np.std(out[window]))
     assert erle >= 30, f"{erle:.1f} dB"
-    assert 0 < processing.cpu_seconds < 6, "thread CPU time spent in the module is counted"
+    # Within this thread's own time for the run (under emulation that is
+    # longer than the 6 s of audio: 9.1 s on CI's machine).
+    assert 0 < processing.cpu_seconds <= spent, "thread CPU time spent in the module is counted"
     processing.close()
     assert not processing.active
     assert processing.capture(b"\x01\x00" * FRAME_SAMPLES, 1) == b"\x01\x00" * FRAME_SAMPLES, "closed: passes through"
