@@ -21,6 +21,7 @@ from appliance.engine import PlayerState, UpdateType, User
 from appliance.engine.states import PublisherState, RoomState
 from appliance.media import EncoderSettings
 from appliance.testing import TestPatternSource, ToneSource
+from appliance.testing.room import rms as samples_rms
 from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for
@@ -77,7 +78,7 @@ async def remote_participant(engines, janus, room_id):
 
 
 def rms(frames: list[av.AudioFrame]) -> float:
-    return float(np.sqrt(np.mean(np.concatenate([frame_samples(f) for f in frames]) ** 2)))
+    return samples_rms(np.concatenate([frame_samples(f) for f in frames]))
 
 
 async def test_buttons_join_mute_hangup_with_media_both_ways(appliance, janus, room_id, engines, pins):

@@ -150,8 +150,6 @@ async def test_missing_device_is_reported_once(caplog):
     assert len(lines) == 1 and "no_such_device" in lines[0]
 
 
-
-
 class ShortReadsPcm:
     """A capture device whose reads return 300, 660, then 960 frames, in turn (a ramp of samples)."""
 

@@ -12,7 +12,7 @@ talker (from when it gets SIGUSR1) and noise, and writes the sum to the
 device the appliance's microphone captures, 10 ms at a time.
 
 >>> voice = speech_like(1.0, pitch=120, seed=1)
->>> voice.dtype, len(voice), 0.05 < float(np.sqrt(np.mean(voice ** 2))) < 0.3
+>>> voice.dtype, len(voice), 0.05 < rms(voice) < 0.3
 (dtype('float64'), 48000, True)
 >>> h = impulse_response(delay_ms=40, rt60=0.3, seed=1)
 >>> int(np.argmax(np.abs(h))) == 40 * 48
@@ -72,7 +72,7 @@ def speech_like(seconds: float, pitch: float, seed: int, level: float = 0.2) -> 
     voice += 0.05 * rng.standard_normal(n)  # breath: broadband, as real voices have
     voice *= envelope
     talking = envelope > 0.1
-    return voice * (level / max(1e-9, float(np.sqrt(np.mean(voice[talking] ** 2)))))
+    return voice * (level / max(1e-9, rms(voice[talking])))
 
 
 def impulse_response(delay_ms: float, rt60: float, seed: int, gain: float = 0.25) -> np.ndarray:
