@@ -72,11 +72,12 @@ def _run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .daemon import Daemon
     from .logs import REDACTOR, configure_logging
-    from .memory import limit_malloc
+    from .memory import limit_malloc, no_huge_pages
 
     config = load_config(args.config)
     configure_logging()
-    limit_malloc()  # before the call's threads start
+    limit_malloc()  # both before the call's threads and buffers
+    no_huge_pages()
     REDACTOR.add(config.token)
     return asyncio.run(Daemon(config, args.config).run())
 

@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.engine import Engine
 from ..engine.errors import ErrorCode
@@ -48,9 +48,12 @@ from ..testing.tone import ToneSource
 from .call import Call, CallState, Media
 from .config import Config, ConfigError, load_config
 from .control import ControlServer
+from .figures import Snapshot, StreamFigures
 from .logs import REDACTOR, current_room
-from .metrics import Metrics, MetricsExport, Snapshot, StreamFigures
 from .notify import Notifier
+
+if TYPE_CHECKING:
+    from .metrics import MetricsExport
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +183,8 @@ class Daemon:
         ]
         m = c.metrics
         if m.http_port or m.textfile:
+            from .metrics import Metrics, MetricsExport  # prometheus_client only when it is used
+
             self.metrics = MetricsExport(Metrics(), m.http_address, m.http_port, m.textfile, m.textfile_interval)
             self.metrics.metrics.update(self.metrics_snapshot())
             self.metrics.start()

@@ -36,7 +36,6 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest, start_http_server
@@ -45,6 +44,7 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from .call import CallState
+from .figures import Snapshot, StreamFigures
 
 log = logging.getLogger(__name__)
 
@@ -57,38 +57,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.:@-]")
 def stream_label(text: str) -> str:
     """A label value of at most :data:`MAX_LABEL` safe characters."""
     return _UNSAFE.sub("_", text[:MAX_LABEL]) or "_"
-
-
-@dataclass(frozen=True)
-class StreamFigures:
-    """One stream's figures from its latest quality event (None: not measured)."""
-
-    stream: str
-    direction: str  # "send" or "receive"
-    fps: float | None = None
-    kbps: float | None = None
-    packet_loss: float | None = None
-    rtt_ms: float | None = None
-    jitter_ms: float | None = None
-    audio_level: float | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the daemon reads out for one refresh."""
-
-    state: str = "idle"
-    room: str = ""
-    user: str = ""
-    muted: bool = False
-    participants: int = 0
-    call_seconds: float = 0.0  # in the current call
-    call_seconds_total: float = 0.0  # in every call since start
-    streams: list[StreamFigures] = field(default_factory=list)
-    reconnects: dict[str, int] = field(default_factory=dict)
-    join_failures: dict[str, int] = field(default_factory=dict)
-    watchdog_pings: int = 0
-    speaker_underruns: int = 0
 
 
 class _SnapshotCollector(Collector):
