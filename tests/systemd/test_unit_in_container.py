@@ -30,6 +30,8 @@ def test_the_shipped_unit_carries_a_call_and_behaves_as_a_service(container: Con
     box.run("systemctl", "restart", "appliance")  # Type=notify: returns once READY=1 has arrived
     assert active(box), status_text(box)
     assert "active (running)" in status_text(box)
+    # The hardened unit's system call filter lets it turn huge pages off (appliance/app/memory.py).
+    assert "THP_enabled:\t0" in box.run("cat", f"/proc/{main_pid(box)}/status").stdout
 
     # Media both ways: a remote in the container receives the appliance's video
     # and tone, and the appliance plays the remote's stream.
