@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     configure_logging()
-    limit_malloc()  # both before the call's threads and buffers
+    limit_malloc()  # both before any thread or picture buffer exists
     no_huge_pages()
     REDACTOR.add(config.token)
     return asyncio.run(Daemon(config, args.config).run())

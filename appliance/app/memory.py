@@ -18,8 +18,8 @@ call from 157 to 149 MB (docs/performance.md).
 >>> limit_malloc()  # glibc (Debian, Pi OS)
 True
 >>> from pathlib import Path
->>> refused = no_huge_pages()  # False where the kernel is out of reach (qemu-user)
->>> refused == ("THP_enabled:\\t0" in Path("/proc/self/status").read_text())
+>>> off = no_huge_pages()  # False where the kernel is out of reach (qemu-user)
+>>> off == ("THP_enabled:\\t0" in Path("/proc/self/status").read_text())
 True
 """
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 
 log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h; setting it also stops the dynamic threshold
@@ -61,6 +62,6 @@ def no_huge_pages() -> bool:
     libc = _libc()
     prctl = getattr(libc, "prctl", None)
     if prctl is None or prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
-        log.debug("huge pages left as they are: %s", ctypes.get_errno() if prctl is not None else "no prctl")
+        log.debug("huge pages left as they are: %s", os.strerror(ctypes.get_errno()) if prctl else "no prctl")
         return False
     return True
