@@ -33,6 +33,7 @@ def test_the_installed_versions_pass():
         (aiortc.jitterbuffer.JitterBuffer, "_remove_frame", lambda self: None, "_remove_frame"),
         (aiortc.rtcrtpreceiver, "get_decoder", lambda codec: None, "get_decoder"),
         (aiortc.rtcrtpreceiver.RTCRtpReceiver, "__init__", lambda self, kind, transport: None, "prefetch=4"),
+        (aiortc.rtcpeerconnection, "RemoteStreamTrack", object, "run_coroutine_threadsafe"),
     ],
 )
 def test_a_changed_internal_fails_with_one_line(monkeypatch, target, name, replacement, says):
@@ -145,6 +146,65 @@ async def test_a_video_frame_is_decoded_without_waiting_for_the_next(janus, room
 
     await rec.wait_for(lambda: last_decoded() == last_sent, timeout=3, what=f"frame {last_sent}, the last sent")
     source.close()
+
+
+async def test_a_burst_of_decoded_pictures_leaves_only_the_newest_waiting(janus, room_id, engines):
+    """Pictures the decoder thread finishes while the loop is busy wait for it,
+    each holding a buffer of the decoder's pool, which never shrinks. Here the
+    decoder is held for a second (30 frames pile up before it), then let go
+    while the loop is stalled: the player must get the newest picture, not
+    all 30."""
+    import asyncio
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    import av
+
+    from appliance.engine import User
+    from appliance.testing.testpattern import read_stamp
+
+    from .conftest import profile_for
+
+    held, go = threading.Event(), threading.Event()
+
+    def clock(stage: str, _timestamp: int, _now: float) -> None:
+        if stage == "decoded" and held.is_set():  # in the decoder thread
+            go.wait(10)
+
+    # The remote publishes from a process of its own: its camera must not stall with our loop.
+    remote = subprocess.Popen([sys.executable, "-m", "appliance.testing.publishers", janus.url, room_id, "1", "600",
+                               "320", "180", "30"])
+    aiortc_adapt.time_video_frames(clock)
+    try:
+        bob, rec = engines(profile_for(janus))
+        await bob.login_room(room_id, User("bob"))
+        shown: list[int] = []
+
+        def sink(frame: av.VideoFrame) -> None:
+            stamp = read_stamp(frame)
+            assert stamp is not None
+            shown.append(stamp.frame_number)
+
+        await rec.wait_for(lambda: any(s.stream_id == "remote-0-main" for s in bob.streams), timeout=30,
+                           what="the remote's stream")
+        await bob.start_playing_stream("remote-0-main", video_sink=sink)
+        await rec.wait_for(lambda: len(shown) >= 10, timeout=10, what="frames at bob")
+        held.set()
+        await asyncio.sleep(1)
+        before = len(shown)
+        go.set()
+        time.sleep(1)  # the loop stalls while the decoder works through its backlog
+        await rec.wait_for(lambda: len(shown) >= before + 3, what="frames after the burst")
+    finally:
+        aiortc_adapt.time_video_frames(None)
+        go.set()
+        remote.kill()
+        remote.wait()
+    after = shown[before - 1 : before + 3]
+    # Measured: aiortc's own queue hands over all of the backlog, one after another.
+    assert after[1] - after[0] >= 10, f"frames around the burst: {after}"
 
 
 def test_the_receivers_buffer_hands_a_frame_to_the_decoder_on_its_marker_bit():

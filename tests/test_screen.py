@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 
 import av
 import numpy as np
@@ -134,6 +135,26 @@ def test_idle_and_error_screens():
         np.array_equal(error[y : y + detail.shape[0], (1280 - detail.shape[1]) // 2 :][:, : detail.shape[1]], detail)
         for y in range(180, 400)
     ), "the error is spelled out"
+
+
+def test_an_idle_day_of_clock_minutes_keeps_memory_flat(monkeypatch):
+    import tracemalloc
+
+    screen = Compositor(1920, 1080, "bgra")
+    screen.set_status(ScreenState.IDLE, room="Board room")
+    minute = 0
+    monkeypatch.setattr(time, "strftime", lambda _format: f"{minute // 60:02d}:{minute % 60:02d}")
+    tracemalloc.start()
+    try:
+        for minute in range(24 * 60):
+            screen.compose()
+            if minute == 59:
+                after_an_hour = tracemalloc.get_traced_memory()[0]
+        after_a_day = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    # Measured: with 256 labels cached the rest of the day added 33 MB; with 32, nothing.
+    assert after_a_day - after_an_hour < 2 * 2**20, f"{(after_a_day - after_an_hour) / 2**20:.1f} MB more"
 
 
 def test_beyond_nine_the_most_recently_active_are_shown_and_a_stopped_stream_leaves_at_once():

@@ -29,6 +29,14 @@ aiortc has no public API for these things an appliance needs:
   way to the screen stage by stage (``make bench``): the video buffer and the
   decoder aiortc's receiver makes report each frame to a clock, when one is
   set (:func:`time_video_frames`).
+- **Only the newest decoded picture waits.** aiortc's decoder thread hands
+  every decoded frame to the event loop, one pending call per frame, into an
+  unbounded queue. Each waiting picture holds a buffer of its decoder's frame
+  pool, and FFmpeg's pool never shrinks: a stall of the loop (a join, a
+  collection) leaves every decoder a few megabytes larger for the rest of the
+  call. Remote tracks instead keep at most one decoded picture between the
+  decoder thread and the reader; a newer one replaces it (it would have been
+  shown for no time at all). Audio and the end of a track queue as before.
 - **ICE host interfaces.** aioice gathers host candidates on every interface;
   an appliance with a LAN, a VPN and Wi-Fi often must use only one.
 - **A connection that fails while connecting.** aiortc starts ICE, DTLS and
@@ -50,8 +58,10 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -59,7 +69,9 @@ import aioice
 import aioice.ice
 import aiortc
 import aiortc.codecs
+import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
+import av
 import ifaddr
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs.base import Decoder
@@ -148,6 +160,14 @@ def check() -> None:
         and "decoder = get_decoder(codec)" in worker and "frames = decoder.decode(encoded_frame)" in worker
         and "self.__jitter_buffer.add(packet)" in _source(RTCRtpReceiver._handle_rtp_packet),
         "aiortc's receiver no longer decodes through get_decoder(codec).decode(encoded_frame)",
+    )
+    _require(
+        issubclass(aiortc.rtcpeerconnection.RemoteStreamTrack, aiortc.rtcrtpreceiver.RemoteStreamTrack)
+        and "self._queue: asyncio.Queue = asyncio.Queue()" in _source(aiortc.rtcrtpreceiver.RemoteStreamTrack.__init__)
+        and "await self._queue.get()" in _source(aiortc.rtcrtpreceiver.RemoteStreamTrack.recv)
+        and "run_coroutine_threadsafe(output_q.put(frame), loop)" in worker
+        and "self._track._queue," in _source(RTCRtpReceiver),
+        "aiortc's decoder thread no longer hands frames to the track through run_coroutine_threadsafe(_queue.put())",
     )
     _require(
         _parameters(getattr(aioice.ice, "get_host_addresses", None)) == ["use_ipv4", "use_ipv6"]
@@ -253,6 +273,63 @@ def _get_decoder(codec: RTCRtpCodecParameters) -> Decoder:
     return _TimedDecoder(decoder, clock) if clock is not None and codec.mimeType.startswith("video/") else decoder
 
 
+async def _nothing() -> None:
+    pass
+
+
+class NewestPictureQueue(asyncio.Queue):  # type: ignore[type-arg]
+    """A remote track's queue in which a decoded picture nobody has taken yet
+    is replaced by the next one; other items queue as usual.
+
+    aiortc's decoder thread calls ``put()`` (and hands what it returns to the
+    loop): the picture waits in one slot, not in a pending call.
+
+    >>> import asyncio, av
+    >>> def picture(pts):
+    ...     frame = av.VideoFrame(16, 16, "yuv420p")
+    ...     frame.pts = pts
+    ...     return frame
+    >>> async def three_pictures_then_the_end():
+    ...     queue = NewestPictureQueue()
+    ...     # as the decoder thread does while the loop is busy: three pictures, then the end
+    ...     calls = [queue.put(picture(n)) for n in range(3)] + [queue.put(None)]
+    ...     for call in calls:
+    ...         await call
+    ...     return [(await queue.get()).pts, await queue.get(), queue.qsize()]
+    >>> asyncio.run(three_pictures_then_the_end())
+    [2, None, 0]
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._waiting: av.VideoFrame | None = None
+
+    def put(self, item: object):  # type: ignore[no-untyped-def,override]
+        if not isinstance(item, av.VideoFrame):
+            return super().put(item)
+        with self._lock:
+            called, self._waiting = self._waiting is not None, item
+        return _nothing() if called else self._take()
+
+    async def _take(self) -> None:
+        with self._lock:
+            item, self._waiting = self._waiting, None
+        self.put_nowait(item)
+
+    def _put(self, item: object) -> None:
+        if isinstance(item, av.VideoFrame):
+            while self._queue and isinstance(self._queue[-1], av.VideoFrame):  # type: ignore[attr-defined]
+                self._queue.pop()  # type: ignore[attr-defined]
+        super()._put(item)  # type: ignore[misc]
+
+
+class _NewestPictureTrack(aiortc.rtcrtpreceiver.RemoteStreamTrack):
+    def __init__(self, kind: str, id: str | None = None) -> None:
+        super().__init__(kind, id)
+        self._queue = NewestPictureQueue()
+
+
 class _ExceptionsAsText(logging.Filter):
     """Turns exceptions among a record's arguments into their text.
 
@@ -276,6 +353,7 @@ check()
 RTCPeerConnection._RTCPeerConnection__connect = _connect_reporting_failure  # type: ignore[attr-defined]
 aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[misc]
 aiortc.rtcrtpreceiver.get_decoder = _get_decoder
+aiortc.rtcpeerconnection.RemoteStreamTrack = _NewestPictureTrack  # type: ignore[misc]
 aiortc.rtcrtpreceiver.logger.addFilter(_ExceptionsAsText())
 
 
