@@ -31,12 +31,12 @@ aiortc has no public API for these things an appliance needs:
   set (:func:`time_video_frames`).
 - **Only the newest decoded picture waits.** aiortc's decoder thread hands
   every decoded frame to the event loop, one pending call per frame, into an
-  unbounded queue. Each waiting picture holds a buffer of its decoder's frame
-  pool, and FFmpeg's pool never shrinks: a stall of the loop (a join, a
-  collection) leaves every decoder a few megabytes larger for the rest of the
-  call. Remote tracks instead keep at most one decoded picture between the
-  decoder thread and the reader; a newer one replaces it (it would have been
-  shown for no time at all). Audio and the end of a track queue as before.
+  unbounded queue: after a busy moment of the loop (a join, a collection) the
+  reader gets the whole backlog, each picture later than the last, and each
+  waiting picture holds a buffer of its decoder's frame pool, which FFmpeg
+  never shrinks. Remote tracks instead keep at most one decoded picture
+  between the decoder thread and the reader; a newer one replaces it. Audio
+  and the end of a track queue as before.
 - **ICE host interfaces.** aioice gathers host candidates on every interface;
   an appliance with a LAN, a VPN and Wi-Fi often must use only one.
 - **A connection that fails while connecting.** aiortc starts ICE, DTLS and
@@ -59,9 +59,9 @@ True
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -302,20 +302,26 @@ class NewestPictureQueue(asyncio.Queue):  # type: ignore[type-arg]
 
     def __init__(self) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._waiting: av.VideoFrame | None = None
+        # No lock: a decoder thread switched out while holding one would stall
+        # the loop. The slot drops the older picture by itself; only the
+        # decoder thread sets the flag, only the loop clears it, and the loop
+        # clears it before it empties the slot, so no picture is left behind.
+        self._slot: collections.deque[av.VideoFrame] = collections.deque(maxlen=1)
+        self._called = False
 
     def put(self, item: object):  # type: ignore[no-untyped-def,override]
         if not isinstance(item, av.VideoFrame):
             return super().put(item)
-        with self._lock:
-            called, self._waiting = self._waiting is not None, item
-        return _nothing() if called else self._take()
+        self._slot.append(item)
+        if self._called:
+            return _nothing()
+        self._called = True
+        return self._take()
 
     async def _take(self) -> None:
-        with self._lock:
-            item, self._waiting = self._waiting, None
-        self.put_nowait(item)
+        self._called = False
+        if self._slot:
+            self.put_nowait(self._slot.popleft())
 
     def _put(self, item: object) -> None:
         if isinstance(item, av.VideoFrame):
