@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.app.memory import PR_SET_THP_DISABLE
 from appliance.engine import UpdateType, User
 from appliance.testing.janus_server import LocalJanus
 
@@ -34,7 +35,7 @@ def huge_pages_can_be_refused() -> bool:
     """False only where the kernel is out of reach: qemu-user (make test-arm64)
     answers EINVAL to PR_SET_THP_DISABLE. Asked with a bare prctl in a process
     of its own, not with the code under test, so a broken no_huge_pages() fails."""
-    code = "import ctypes, sys; sys.exit(ctypes.CDLL(None).prctl(41, 1, 0, 0, 0) != 0)"
+    code = f"import ctypes, sys; sys.exit(ctypes.CDLL(None).prctl({PR_SET_THP_DISABLE}, 1, 0, 0, 0) != 0)"
     return subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

@@ -298,6 +298,13 @@ class NewestPictureQueue(asyncio.Queue):  # type: ignore[type-arg]
     ...     return [(await queue.get()).pts, await queue.get(), queue.qsize()]
     >>> asyncio.run(three_pictures_then_the_end())
     [2, None, 0]
+    >>> async def two_handed_over_before_the_reader_runs():
+    ...     queue = NewestPictureQueue()
+    ...     await queue.put(picture(0))
+    ...     await queue.put(picture(1))  # the first is still unread: replaced
+    ...     return [queue.qsize(), (await queue.get()).pts]
+    >>> asyncio.run(two_handed_over_before_the_reader_runs())
+    [1, 1]
     """
 
     def __init__(self) -> None:
