@@ -37,13 +37,17 @@ from .daemonkit import running_daemon, until, write_config
 # up; the processing itself is tested there by tests/test_processing.py.
 pytestmark = pytest.mark.room
 
-FAR = speech_like(16, pitch=120, seed=1)  # the remote talks for 16 s
-NEAR = speech_like(8, pitch=NEAR_PITCH, seed=NEAR_SEED)  # the room's own talker, from 9 s on
-SINGLE_TALK = (3.0, 9.0)  # after 2 s of convergence (and the path's delay)
-NEAR_STARTS = 9.0
-DOUBLE_TALK = (10.0, 13.0)
-MUTE = 13.5
-MUTED = (14.0, 15.5)
+FAR = speech_like(22, pitch=120, seed=1)  # the remote talks for 22 s
+NEAR = speech_like(9, pitch=NEAR_PITCH, seed=NEAR_SEED)  # the room's own talker, from 12 s on
+# The windows are long because the canceller's own figures swing from half
+# second to half second with what is being said (one block of 4-45 dB early
+# on; the talker's 0.15-0.97): over 3-9 s and 10-13 s, about one run in ten
+# failed on a median of a few bad blocks (docs/reliability.md).
+SINGLE_TALK = (3.0, 12.0)  # after 2 s of convergence (and the path's delay): 18 blocks
+NEAR_STARTS = 12.0
+DOUBLE_TALK = (13.0, 18.0)
+MUTE = 18.5
+MUTED = (19.0, 20.5)
 BLOCK = 0.5  # seconds: ERLE is the median over blocks of this length
 
 
@@ -59,7 +63,7 @@ def room_config(tmp_path: Path, janus_url: str, room_id: str, echo_cancellation:
 @asynccontextmanager
 async def simulated_room() -> AsyncIterator[subprocess.Popen[str]]:
     room = subprocess.Popen([sys.executable, "-m", "appliance.testing.room", "--speaker", "speaker_monitor",
-                             "--microphone", "spk", "--near-seconds", "8"],
+                             "--microphone", "spk", "--near-seconds", "9"],
                             stdout=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
         assert room.stdout is not None
@@ -132,16 +136,16 @@ async def test_echo_is_cancelled_the_near_end_talker_goes_through_and_mute_is_si
     assert rms(echo) > 0.02 and like_far > 0.6, f"the echo (rms {rms(echo):.4f}, like the far end {like_far:.2f})"
     # On: the same signals, the echo 30 dB lower or more. Per half second, then
     # the median over the blocks with echo (not the far end's pauses): the
-    # software room's own timing slips now and then (a late block in
-    # PulseAudio moves the echo path), and the canceller takes a moment to
-    # follow; a median of blocks is what most of the call sounds like.
+    # canceller lets a block through now and then (its own input over output
+    # dips in the same blocks, with no period late in the rig), and a median
+    # of blocks is what most of the call sounds like.
     blocks = [(SINGLE_TALK[0] + BLOCK * n, SINGLE_TALK[0] + BLOCK * (n + 1))
               for n in range(int((SINGLE_TALK[1] - SINGLE_TALK[0]) / BLOCK))]
     erle, erles = erle_db([off.heard(b) for b in blocks], [on.heard(b) for b in blocks])
     assert len(erles) >= len(blocks) // 2, f"echo in {len(erles)} blocks of {len(blocks)}"
     assert erle >= 30, f"echo return loss enhancement {erle:.1f} dB (blocks with echo: {erles})"
 
-    # Double talk: the room's talker reaches the remote. Measured here 0.74-0.75
+    # Double talk: the room's talker reaches the remote. Measured here 0.735-0.829
     # (docs/reliability.md): the canceller's suppressor ducks the near end while
     # the far end talks; the issue asks 0.8, this bound keeps what we have.
     talker = spectral_correlation(on.heard(DOUBLE_TALK), NEAR)
