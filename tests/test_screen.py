@@ -157,6 +157,27 @@ def test_an_idle_day_of_clock_minutes_keeps_memory_flat(monkeypatch):
     assert after_a_day - after_an_hour < 2 * 2**20, f"{(after_a_day - after_an_hour) / 2**20:.1f} MB more"
 
 
+def test_a_drawn_picture_is_let_go_when_a_newer_one_arrives():
+    # A decoder's frame pool grows to the most of its pictures ever held at
+    # once and never shrinks (FFmpeg's): the screen keeps only the newest
+    # picture of a tile, not also the one on the canvas.
+    screen = Compositor(640, 360, "bgra")
+    screen.set_status(ScreenState.IN_CALL, "room-42")
+    sink = screen.show_stream("alice-main", "Alice")
+    first, second = solid(COLOURS[0]), solid(COLOURS[1])
+    alone = sys.getrefcount(first)
+    sink(first)
+    screen.compose()
+    sink(second)
+    assert sys.getrefcount(first) == alone, "the screen still holds a picture it has been given a newer one for"
+    screen.compose()
+    # A redraw with nothing new (the status line changed) scales the newest again.
+    screen.set_status(ScreenState.IN_CALL, "room-42", muted=True)
+    rect = screen.picture_rect("alice-main")
+    assert rect is not None
+    assert close_to(screen_rgb(screen)[rect.slices], COLOURS[1]).mean() > 0.9
+
+
 def test_beyond_nine_the_most_recently_active_are_shown_and_a_stopped_stream_leaves_at_once():
     screen = Compositor(1920, 1080, "bgra")
     screen.set_status(ScreenState.IN_CALL, room="big")

@@ -30,6 +30,7 @@ import logging
 import time
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from .capture import CaptureSource
 from .encoder import EncoderSettings, H264Encoder
@@ -104,6 +105,8 @@ class UsbCameraSource(CaptureSource):
         video = container.streams.video[0]
         self.passthrough = video.codec_context.name == "h264"
         encoder = None if self.passthrough else H264Encoder(s)
+        # One scaler for the stream: frame.reformat() would set a swscale context up for every frame.
+        scaler = VideoReformatter()
         if self.passthrough:
             self.stream.force_key_frame = self._cannot_force_keyframe
         log.info("camera %s: %s, %s", self.device, video.codec_context.name,
@@ -117,7 +120,7 @@ class UsbCameraSource(CaptureSource):
                     self.stream.put(bytes(packet), packet.is_keyframe, timestamp_us)
                 continue
             for frame in packet.decode():
-                scaled = frame.reformat(s.width, s.height, "yuv420p")
+                scaled = scaler.reformat(frame, s.width, s.height, "yuv420p")
                 self.stream.encode(encoder, scaled, timestamp_us)
 
     def _cannot_force_keyframe(self) -> None:

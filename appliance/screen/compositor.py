@@ -40,6 +40,7 @@ from typing import Protocol
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw, ImageFont
 
 from .layout import MAX_TILES, STRIP_TILES, Rect, fit, fit_within, share_rects, tile_rects
@@ -87,13 +88,23 @@ class _Tile:
     order: int
     active: float
     share: bool = False
-    frame: av.VideoFrame | None = None
+    # The newest frame and its number (``received`` when it came), set together
+    # by the sink on the loop and read together by compose() in a worker thread.
+    newest: tuple[av.VideoFrame, int] | None = None
     received: int = 0
     shown: int = 0
-    # The frame on the canvas, and where. Holding it until the next one is
-    # drawn frees the replaced frame in the screen's thread: freed in the sink,
-    # on the event loop, it cost the loop 0.19 ms a frame (make bench).
-    drawn: tuple[av.VideoFrame, Rect] | None = field(default=None, repr=False)
+    # The number of the picture on the canvas, and where. Not the frame itself:
+    # a replaced frame is freed at once, and its decoder's frame pool needs one
+    # picture fewer.
+    drawn: tuple[int, Rect] | None = None
+    # One scaler for the tile's life: PyAV's frame.reformat() makes a swscale
+    # context per frame, set up and torn down again each time (3.7 ms of CPU a
+    # 720p frame instead of 1.3 on the benchmark machine).
+    scaler: VideoReformatter = field(default_factory=VideoReformatter, repr=False)
+
+    @property
+    def frame(self) -> av.VideoFrame | None:
+        return self.newest[0] if self.newest is not None else None
 
 
 # A 9-tile screen shows about 16 labels (names, status, MUTED, a share's).
@@ -204,8 +215,8 @@ class Compositor:
             self._tiles = {**self._tiles, stream_id: tile}
 
         def sink(frame: av.VideoFrame) -> None:
-            tile.frame = frame  # only the newest frame is kept
             tile.received += 1
+            tile.newest = (frame, tile.received)  # only the newest frame is kept
             if self._waiting_since is None:
                 self._waiting_since = time.monotonic()
             self._new_frame.set()
@@ -364,16 +375,18 @@ class Compositor:
         is left as it is unless everything is being redrawn (then it is scaled
         again: keeping each tile's scaled copy for redraws, rare, cost up to
         2 MB of memory per tile)."""
-        frame = tile.frame
-        assert frame is not None
-        new = tile.drawn is None or tile.drawn[0] is not frame or tile.drawn[1] != rect
+        assert tile.newest is not None
+        frame, number = tile.newest
+        new = tile.drawn != (number, rect)
         if new or redraw:
             # A large share is mostly text: area averaging keeps thin strokes when it must shrink.
             interpolation = "AREA" if large else None
-            scaled = frame.reformat(rect.w, rect.h, format=self.pixel_format, interpolation=interpolation)
+            # One thread: the screen's worker scales, and each tile's context would keep a pool of its own.
+            scaled = tile.scaler.reformat(frame, rect.w, rect.h, format=self.pixel_format,
+                                          interpolation=interpolation, threads=1)
             canvas[rect.slices] = frame_array(scaled)
         if new:
-            tile.drawn = (frame, rect)
+            tile.drawn = (number, rect)
             tile.shown += 1
             if self.frame_clock is not None:
                 self.frame_clock("composed", frame.pts, time.monotonic())
