@@ -10,6 +10,17 @@ import time
 from .conftest import CONFIG, configure, remote, start_janus
 from .container import Container
 
+# Prints each module of the installed package whose cached bytecode is missing
+# or stale (a timestamp pyc's header holds its source's mtime and size).
+UNCOMPILED = r"""
+import importlib.util, pathlib, struct
+for source in sorted(pathlib.Path("/opt/appliance/appliance").rglob("*.py")):
+    cached, stat = pathlib.Path(importlib.util.cache_from_source(str(source))), source.stat()
+    header = cached.read_bytes()[8:16] if cached.exists() else b""
+    if header != struct.pack("<II", int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF):
+        print(source)
+"""
+
 
 def main_pid(box: Container) -> int:
     return int(box.run("systemctl", "show", "-p", "MainPID", "--value", "appliance").stdout.strip())
@@ -32,6 +43,9 @@ def test_the_shipped_unit_carries_a_call_and_behaves_as_a_service(container: Con
     assert "active (running)" in status_text(box)
     # The hardened unit's system call filter lets it turn huge pages off (appliance/app/memory.py).
     assert "THP_enabled:\t0" in box.run("cat", f"/proc/{main_pid(box)}/status").stdout
+    # The service cannot write under /opt/appliance: install-pi compiled the
+    # package, or every start would compile it again.
+    assert box.run("/opt/appliance/.venv/bin/python", "-c", UNCOMPILED).stdout == ""
 
     # Media both ways: a remote in the container receives the appliance's video
     # and tone, and the appliance plays the remote's stream.
