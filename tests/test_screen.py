@@ -178,6 +178,21 @@ def test_a_drawn_picture_is_let_go_when_a_newer_one_arrives():
     assert close_to(screen_rgb(screen)[rect.slices], COLOURS[1]).mean() > 0.9
 
 
+def test_unshown_counts_the_pictures_replaced_before_a_screen_drew_them():
+    screen = Compositor(640, 360, "bgra")
+    screen.set_status(ScreenState.IN_CALL, "room-42")
+    sink = screen.show_stream("alice-main", "Alice")
+    for colour in COLOURS[:3]:
+        sink(solid(colour))
+    screen.compose()
+    assert screen.frames_unshown == 2  # the first two were replaced before the screen drew
+    sink(solid(COLOURS[3]))
+    assert screen.frames_unshown == 2, "a picture still waiting to be drawn is not unshown"
+    screen.set_status(ScreenState.IN_CALL, "room-42", muted=True)  # a redraw draws it
+    screen.compose()
+    assert screen.frames_unshown == 2
+
+
 def test_beyond_nine_the_most_recently_active_are_shown_and_a_stopped_stream_leaves_at_once():
     screen = Compositor(1920, 1080, "bgra")
     screen.set_status(ScreenState.IN_CALL, room="big")

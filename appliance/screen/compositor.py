@@ -92,7 +92,9 @@ class _Tile:
     # by the sink on the loop and read together by compose() in a worker thread.
     newest: tuple[av.VideoFrame, int] | None = None
     received: int = 0
-    shown: int = 0
+    # Pictures replaced before they were drawn: counted by compose(), from the
+    # numbers it skips, so that nothing still waiting is counted.
+    unshown: int = 0
     # The number of the picture on the canvas, and where. Not the frame itself:
     # a replaced frame is freed at once, and its decoder's frame pool needs one
     # picture fewer.
@@ -266,7 +268,7 @@ class Compositor:
     @property
     def frames_unshown(self) -> int:
         """Remote frames replaced by a newer one before a screen showed them."""
-        return sum(max(0, t.received - t.shown) for t in self._tiles.values())
+        return sum(t.unshown for t in self._tiles.values())
 
     # -- geometry -----------------------------------------------------------
 
@@ -386,8 +388,9 @@ class Compositor:
                                           interpolation=interpolation, threads=1)
             canvas[rect.slices] = frame_array(scaled)
         if new:
+            previous = tile.drawn[0] if tile.drawn is not None else 0
+            tile.unshown += max(0, number - previous - 1)
             tile.drawn = (number, rect)
-            tile.shown += 1
             if self.frame_clock is not None:
                 self.frame_clock("composed", frame.pts, time.monotonic())
 
