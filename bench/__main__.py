@@ -31,13 +31,11 @@ prints a table. Remote participants always run in processes of their own
 - ``rss_mb_4party`` (and ``pss_mb_4party``): resident (proportional) memory of
   ``appliance run`` in a four-participant call (three remotes) after 60 s.
 - ``start_to_ready_ms``: ``appliance run`` started -> ``READY=1`` (median of 3).
-
-``appliance run`` starts from the package byte-compiled first, as
-``scripts/install-pi`` leaves it on the board.
 - ``audio_latency_ms_p50`` / ``_p99``, ``audio_reverse_latency_ms_p50`` /
   ``_p99``, ``aec_erle_db``, ``aec_cpu_per_s``: see ``bench.audio``.
 
-See docs/performance.md.
+``appliance run`` starts from the package byte-compiled first, as
+``scripts/install-pi`` leaves it on the board. See docs/performance.md.
 """
 
 from __future__ import annotations
