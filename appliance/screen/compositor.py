@@ -131,9 +131,10 @@ def _label(text: str, size: int, fg: tuple[int, int, int], bg: tuple[int, int, i
 def _picture(tile: _Tile, rect: Rect, large: bool) -> Rect | None:
     """Where the tile's picture goes inside ``rect`` (letterboxed), once it has
     one; the share shown large is never scaled up."""
-    if tile.frame is None:
+    frame = tile.frame  # once: the sink may replace it meanwhile (another thread)
+    if frame is None:
         return None
-    return (fit_within if large else fit)(tile.frame.width, tile.frame.height, rect)
+    return (fit_within if large else fit)(frame.width, frame.height, rect)
 
 
 def _flat(image: np.ndarray) -> np.ndarray:
