@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
+from typing import Any
 
 import av
 import numpy as np
+import websockets
 
-from appliance.engine import PlayerState, PublisherState, UpdateType, User
+from appliance.engine import EngineProfile, PlayerState, PublisherState, UpdateType, User
 from appliance.media import EncoderSettings
 from appliance.testing import TestPatternSource, ToneSource, dominant_frequency, read_stamp
 from appliance.testing.tone import frame_samples
@@ -40,6 +44,67 @@ async def test_late_joiner_plays_the_published_pattern(janus, room_id, engines):
     assert numbers == sorted(set(numbers)), "frame numbers read back in order, none twice"
     assert numbers[-1] - numbers[0] < 70, "no more than a few frames skipped"
     assert all(0 <= s.age_ms() < 10_000 for s in stamps), "capture times are recent wall-clock times"
+
+
+class SlowSetupRelay:
+    """A WebSocket relay in front of Janus that holds each ``webrtcup`` for
+    ``hold`` seconds: a Janus that finishes its side of the handshake (and so
+    lists the feed to joiners) well after aiortc has finished its own."""
+
+    def __init__(self, upstream: str, hold: float) -> None:
+        self.upstream = upstream
+        self.hold = hold
+        self.webrtcups = 0  # relayed so far
+        self.server: Any = None
+        self.url = ""
+
+    async def __aenter__(self) -> SlowSetupRelay:
+        async def serve(client: Any) -> None:
+            async with websockets.connect(self.upstream, subprotocols=["janus-protocol"], max_size=None) as janus:
+                async def up() -> None:
+                    async for raw in client:
+                        await janus.send(raw)
+
+                async def down() -> None:
+                    async for raw in janus:
+                        up_event = json.loads(raw).get("janus") == "webrtcup"
+                        if up_event:
+                            await asyncio.sleep(self.hold)
+                        await client.send(raw)
+                        self.webrtcups += up_event
+
+                tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+                try:
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.server = await websockets.serve(serve, "127.0.0.1", 0, subprotocols=["janus-protocol"], max_size=None)
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def test_publishing_is_reported_once_janus_has_set_up_the_feed(janus, room_id, engines):
+    """Reported earlier (on aiortc's side of the handshake alone), a joiner
+    logging in at once got no ADD: Janus lists a feed only from its webrtcup on
+    (seen once in CI under emulation)."""
+    async with SlowSetupRelay(janus.url, hold=1.0) as relay:
+        a, rec_a = engines(EngineProfile(server=relay.url, reconnect_max_delay=1.0, request_timeout=5.0))
+        b, rec_b = engines(profile_for(janus))
+        assert await a.login_room(room_id, User("alice", "Alice")) == 0
+        assert await a.start_publishing_stream("alice-cam", video=TestPatternSource(EncoderSettings(gop=60))) == 0
+        await rec_a.wait_for(lambda: a.publisher_state("alice-cam") is PublisherState.PUBLISHING, what="A publishing")
+        assert relay.webrtcups == 1, "publishing was reported before janus's webrtcup arrived"
+
+        assert await b.login_room(room_id, User("bob", "Bob")) == 0
+        added = [args for args in rec_b.of("room_stream_update") if args[1] is UpdateType.ADD]
+        assert [[s.stream_id for s in args[2]] for args in added] == [["alice-cam"]]
 
 
 async def test_tone_arrives_as_its_frequency(janus, room_id, engines):

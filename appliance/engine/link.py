@@ -62,6 +62,7 @@ class Link:
         self._connection: JanusConnection | None = None
         self._handle: int | None = None
         self._broken = asyncio.Event()
+        self._janus_up = asyncio.Event()
         self._broken_code = ErrorCode.SUCCESS
         self._broken_why = ""
         self._side_tasks: list[asyncio.Task[Any]] = []
@@ -142,6 +143,7 @@ class Link:
 
     async def _establish(self, connection: JanusConnection) -> None:
         self._broken, self._broken_why = asyncio.Event(), ""
+        self._janus_up = janus_up = asyncio.Event()
         self._connection = connection
         self._handle = await connection.attach(VIDEOROOM)
         self._room.listen(self._handle, self._on_janus_event)
@@ -164,10 +166,19 @@ class Link:
             if pc is self._pc:
                 self._break(ErrorCode.MEDIA_CONNECTION_FAILED, why)
 
+        # Up on both ends: Janus lists a feed to joiners, and forwards its
+        # media, only from its webrtcup on (setup_media), which can come after
+        # our side of the handshake is done.
+        async def both_up() -> None:
+            await connected.wait()
+            await janus_up.wait()
+
         await self._negotiate(connection, self._handle, pc)
-        await first_of(connected.wait(), self._broken.wait(), timeout=self._profile.request_timeout)
-        if not connected.is_set():
+        await first_of(both_up(), self._broken.wait(), timeout=self._profile.request_timeout)
+        if not (connected.is_set() and janus_up.is_set()):
             why = f": {self._broken_why}" if self._broken_why else ""
+            if connected.is_set() and not why:
+                why = ": janus did not report it up (webrtcup)"
             raise EngineError(ErrorCode.MEDIA_CONNECTION_FAILED, f"the media connection to janus did not come up{why}")
 
     async def _wait_broken(self, room_broken: asyncio.Event) -> None:
@@ -186,7 +197,9 @@ class Link:
             self._broken.set()
 
     def _on_janus_event(self, message: dict[str, Any]) -> None:
-        if message.get("janus") in ("hangup", "detached"):
+        if message.get("janus") == "webrtcup":
+            self._janus_up.set()
+        elif message.get("janus") in ("hangup", "detached"):
             self._break(ErrorCode.MEDIA_CONNECTION_FAILED, f"janus sent {message['janus']!r}")
 
     async def _report_quality(self) -> None:
