@@ -12,9 +12,10 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import pytest
+import websockets
 
 from appliance.engine import Engine, EngineProfile
 from appliance.engine.events import EVENTS
@@ -115,6 +116,27 @@ def profile_for(server: LocalJanus, **overrides: Any) -> EngineProfile:
     settings: dict[str, Any] = {"reconnect_max_delay": 1.0, "request_timeout": 5.0}
     settings.update(overrides)
     return EngineProfile(server=server.url, **settings)
+
+
+class JanusSocket:
+    """A WebSocket server on 127.0.0.1 speaking Janus's subprotocol, for
+    tests that stand in for Janus or sit in front of it: subclasses implement
+    :meth:`serve`; ``url`` is set once entered (``async with``)."""
+
+    server: Any = None
+    url = ""
+
+    async def serve(self, ws: Any) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self.server = await websockets.serve(self.serve, "127.0.0.1", 0, subprotocols=["janus-protocol"], max_size=None)
+        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
 
 
 class Recorder:

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from appliance.engine import Engine, EngineProfile, ErrorCode, RoomState, User
 
+from .conftest import JanusSocket
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
@@ -35,30 +37,19 @@ JANUS_LIKE = st.fixed_dictionaries(
 )
 
 
-class FakeJanus:
+class FakeJanus(JanusSocket):
     """Answers each request with ``answers(request)``: a list of raw texts to send."""
 
     def __init__(self, answers: Any) -> None:
         self.answers = answers
-        self.server: Any = None
-        self.url = ""
 
-    async def __aenter__(self) -> FakeJanus:
-        async def serve(ws: Any) -> None:
-            try:
-                async for raw in ws:
-                    for text in self.answers(json.loads(raw)):
-                        await ws.send(text)
-            except websockets.ConnectionClosed:
-                pass
-
-        self.server = await websockets.serve(serve, "127.0.0.1", 0, subprotocols=["janus-protocol"], max_size=None)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-        await self.server.wait_closed()
+    async def serve(self, ws: Any) -> None:
+        try:
+            async for raw in ws:
+                for text in self.answers(json.loads(raw)):
+                    await ws.send(text)
+        except websockets.ConnectionClosed:
+            pass
 
 
 async def login_against(answers: Any, timeout: float = 1.0) -> tuple[ErrorCode, list[tuple[Any, ...]]]:

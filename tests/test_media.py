@@ -16,7 +16,7 @@ from appliance.media import EncoderSettings
 from appliance.testing import TestPatternSource, ToneSource, dominant_frequency, read_stamp
 from appliance.testing.tone import frame_samples
 
-from .conftest import profile_for
+from .conftest import JanusSocket, profile_for
 
 
 async def test_late_joiner_plays_the_published_pattern(janus, room_id, engines):
@@ -46,7 +46,7 @@ async def test_late_joiner_plays_the_published_pattern(janus, room_id, engines):
     assert all(0 <= s.age_ms() < 10_000 for s in stamps), "capture times are recent wall-clock times"
 
 
-class SlowSetupRelay:
+class SlowSetupRelay(JanusSocket):
     """A WebSocket relay in front of Janus that holds each ``webrtcup`` for
     ``hold`` seconds: a Janus that finishes its side of the handshake (and so
     lists the feed to joiners) well after aiortc has finished its own."""
@@ -55,39 +55,28 @@ class SlowSetupRelay:
         self.upstream = upstream
         self.hold = hold
         self.webrtcups = 0  # relayed so far
-        self.server: Any = None
-        self.url = ""
 
-    async def __aenter__(self) -> SlowSetupRelay:
-        async def serve(client: Any) -> None:
-            async with websockets.connect(self.upstream, subprotocols=["janus-protocol"], max_size=None) as janus:
-                async def up() -> None:
-                    async for raw in client:
-                        await janus.send(raw)
+    async def serve(self, client: Any) -> None:
+        async with websockets.connect(self.upstream, subprotocols=["janus-protocol"], max_size=None) as janus:
+            async def up() -> None:
+                async for raw in client:
+                    await janus.send(raw)
 
-                async def down() -> None:
-                    async for raw in janus:
-                        up_event = json.loads(raw).get("janus") == "webrtcup"
-                        if up_event:
-                            await asyncio.sleep(self.hold)
-                        await client.send(raw)
-                        self.webrtcups += up_event
+            async def down() -> None:
+                async for raw in janus:
+                    up_event = json.loads(raw).get("janus") == "webrtcup"
+                    if up_event:
+                        await asyncio.sleep(self.hold)
+                    await client.send(raw)
+                    self.webrtcups += up_event
 
-                tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
-                try:
-                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for task in tasks:
-                        task.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
-
-        self.server = await websockets.serve(serve, "127.0.0.1", 0, subprotocols=["janus-protocol"], max_size=None)
-        self.url = f"ws://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.close()
-        await self.server.wait_closed()
+            tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_publishing_is_reported_once_janus_has_set_up_the_feed(janus, room_id, engines):
