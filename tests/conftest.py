@@ -112,7 +112,7 @@ def room_id() -> str:
     return f"room-{uuid.uuid4().hex[:10]}"
 
 
-def profile_for(server: LocalJanus, **overrides: Any) -> EngineProfile:
+def profile_for(server: LocalJanus | JanusSocket, **overrides: Any) -> EngineProfile:
     settings: dict[str, Any] = {"reconnect_max_delay": 1.0, "request_timeout": 5.0}
     settings.update(overrides)
     return EngineProfile(server=server.url, **settings)

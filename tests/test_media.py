@@ -11,7 +11,7 @@ import av
 import numpy as np
 import websockets
 
-from appliance.engine import EngineProfile, PlayerState, PublisherState, UpdateType, User
+from appliance.engine import PlayerState, PublisherState, UpdateType, User
 from appliance.media import EncoderSettings
 from appliance.testing import TestPatternSource, ToneSource, dominant_frequency, read_stamp
 from appliance.testing.tone import frame_samples
@@ -84,7 +84,7 @@ async def test_publishing_is_reported_once_janus_has_set_up_the_feed(janus, room
     logging in at once got no ADD: Janus lists a feed only from its webrtcup on
     (seen once in CI under emulation)."""
     async with SlowSetupRelay(janus.url, hold=1.0) as relay:
-        a, rec_a = engines(EngineProfile(server=relay.url, reconnect_max_delay=1.0, request_timeout=5.0))
+        a, rec_a = engines(profile_for(relay))
         b, rec_b = engines(profile_for(janus))
         assert await a.login_room(room_id, User("alice", "Alice")) == 0
         assert await a.start_publishing_stream("alice-cam", video=TestPatternSource(EncoderSettings(gop=60))) == 0
