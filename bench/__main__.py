@@ -64,6 +64,7 @@ import appliance
 from appliance.app.call import Call, Media
 from appliance.engine import Engine, EngineProfile, PlayerState, User
 from appliance.engine.aiortc_adapt import time_video_frames
+from appliance.media.processing import end_process
 from appliance.screen.compositor import Compositor, ScreenState
 from appliance.screen.display import HeadlessOutput
 from appliance.testing import netns, read_stamp
@@ -447,4 +448,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    end_process(main())  # it ran the audio processing (livekit) in this process

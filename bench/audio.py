@@ -46,7 +46,7 @@ import numpy as np
 from appliance.engine import Engine, EngineProfile, User
 from appliance.media.microphone import MicrophoneSettings, MicrophoneSource, open_alsa_capture
 from appliance.media.pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
-from appliance.media.processing import AudioProcessing, ProcessingSettings
+from appliance.media.processing import AudioProcessing, ProcessingSettings, end_process
 from appliance.media.speaker import Speaker, SpeakerSettings, open_alsa_playback
 from appliance.testing.janus_server import LocalJanus
 from appliance.testing.pulse import PrivatePulse
@@ -293,4 +293,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] not in (["echo"], ["reverse"]):
         print(__doc__, file=sys.stderr)
         sys.exit(64)
-    sys.exit(_with_a_room(sys.argv[1], *sys.argv[2:3]))
+    end_process(_with_a_room(sys.argv[1], *sys.argv[2:3]))

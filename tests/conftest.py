@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Self
@@ -29,6 +30,8 @@ from . import fakecamera  # noqa: F401  (stubs libcamera and kms++ before any te
 # The unit's tests boot a container that `make test-systemd` builds first.
 collect_ignore = [] if os.environ.get("APPLIANCE_SYSTEMD_LOWER") else ["systemd"]
 
+_EXIT_STATUS = pytest.StashKey[int]()  # the session's, for pytest_unconfigure
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", help="fault tests' long modes (10 restart cycles, ...)")
@@ -45,6 +48,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # Tests that drive Chromium: `-m "not browser"` leaves them out (make test-arm64).
         if "browser" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Tests ran livekit's audio processing in this process: it must end as the
+    # daemon does (see end_process), or an exit that aborts fails a passed run.
+    if "livekit.rtc" in sys.modules and _EXIT_STATUS in config.stash:
+        from appliance.media.processing import end_process
+
+        end_process(config.stash[_EXIT_STATUS])
 
 
 @pytest.fixture

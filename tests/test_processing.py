@@ -72,6 +72,29 @@ def test_a_module_that_cannot_load_is_one_line_and_the_audio_goes_through():
     assert "/nonexistent/liblivekit_ffi.so" in lines[0] and "Traceback" not in done.stderr
 
 
+def test_a_process_that_loaded_livekit_ends_with_its_status_and_exit_handlers_but_without_finalizing():
+    # livekit's threads call into Python, and one that does so while Python
+    # 3.11 finalizes is ended with pthread_exit, which aborts in Rust's frames
+    # (it aborted a passed arm64 suite at its exit): end_process skips that.
+    script = (
+        "import atexit, sys\n"
+        "from appliance.media.processing import AudioProcessing, ProcessingSettings, end_process\n"
+        "class Global:\n"
+        "    def __del__(self): print('finalized', flush=True)\n"
+        "last = Global()\n"
+        "atexit.register(print, 'exit handlers ran')\n"
+        "on = sys.argv[1] == 'on'\n"
+        "assert AudioProcessing(ProcessingSettings(on, on, on)).active == on\n"
+        "print('unflushed ', end='')\n"
+        "end_process(3)\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script, "on"], capture_output=True, text=True, timeout=60)
+    assert (loaded.returncode, loaded.stdout) == (3, "unflushed exit handlers ran\n"), loaded.stderr
+    # Without livekit it is sys.exit: the interpreter finalizes as usual.
+    plain = subprocess.run([sys.executable, "-c", script, "off"], capture_output=True, text=True, timeout=60)
+    assert (plain.returncode, plain.stdout) == (3, "unflushed exit handlers ran\nfinalized\n"), plain.stderr
+
+
 def test_a_short_read_passes_through_and_a_failing_module_is_one_line(caplog):
     processing = AudioProcessing()
     short = b"\x05\x00" * 100

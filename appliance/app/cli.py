@@ -13,6 +13,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from . import paths
 from .logs import level_from_environment
@@ -161,5 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The ``appliance`` command: :func:`main`, and the process ends with its status
+    (:func:`~appliance.media.processing.end_process`: it may have loaded livekit)."""
+    status = main()
+    processing = sys.modules.get("appliance.media.processing")
+    if processing is None:  # livekit comes with it only: not loaded
+        sys.exit(status)
+    processing.end_process(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

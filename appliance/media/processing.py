@@ -12,7 +12,7 @@ serialises the two sides, so a frame of one is never processed while the
 other changes the delay.
 
 If the library cannot load, one line says so and the audio goes through
-unprocessed.
+unprocessed. A process that may have loaded it ends with :func:`end_process`.
 
 Example, a period through it (silence stays silence):
 
@@ -26,11 +26,14 @@ True
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -133,3 +136,26 @@ class AudioProcessing:
         """Releases the native module; later periods pass through untouched."""
         with self._lock:
             self._apm = None  # the last reference: its native handle is dropped with it
+
+
+def end_process(code: int) -> NoReturn:
+    """Ends the process with exit status ``code``; once livekit is loaded, without finalizing.
+
+    livekit's native runtime has threads of its own that call into Python (it
+    forwards its log records, one of them written while its exit handler
+    disposes of it). Python 3.11 ends a thread that does so while the
+    interpreter finalizes with ``pthread_exit``, and that unwinding through
+    livekit's Rust frames aborts the process (SIGABRT, after everything else
+    went well: a failed unit at ``systemctl stop``). So once livekit is
+    loaded, the exit handlers run (livekit's, ``logging``'s) and the process
+    ends there, before finalization; otherwise this is ``sys.exit(code)``.
+    """
+    if "livekit.rtc" not in sys.modules:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a reader gone: nothing more to say there
+            pass
+    os._exit(code)
