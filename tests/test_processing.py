@@ -77,7 +77,7 @@ def test_a_process_that_loaded_livekit_ends_with_its_status_and_exit_handlers_bu
     # 3.11 finalizes is ended with pthread_exit, which aborts in Rust's frames
     # (it aborted a passed arm64 suite at its exit): end_process skips that.
     script = (
-        "import atexit, sys\n"
+        "import atexit, sys, threading, time\n"
         "from appliance.media.processing import AudioProcessing, ProcessingSettings, end_process\n"
         "class Global:\n"
         "    def __del__(self): print('finalized', flush=True)\n"
@@ -85,14 +85,15 @@ def test_a_process_that_loaded_livekit_ends_with_its_status_and_exit_handlers_bu
         "atexit.register(print, 'exit handlers ran')\n"
         "on = sys.argv[1] == 'on'\n"
         "assert AudioProcessing(ProcessingSettings(on, on, on)).active == on\n"
-        "print('unflushed ', end='')\n"
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread ended', end=' '))).start()\n"
+        "print('unflushed', end=' ')\n"
         "end_process(3)\n"
     )
     loaded = subprocess.run([sys.executable, "-c", script, "on"], capture_output=True, text=True, timeout=60)
-    assert (loaded.returncode, loaded.stdout) == (3, "unflushed exit handlers ran\n"), loaded.stderr
+    assert (loaded.returncode, loaded.stdout) == (3, "unflushed thread ended exit handlers ran\n"), loaded.stderr
     # Without livekit it is sys.exit: the interpreter finalizes as usual.
     plain = subprocess.run([sys.executable, "-c", script, "off"], capture_output=True, text=True, timeout=60)
-    assert (plain.returncode, plain.stdout) == (3, "unflushed exit handlers ran\nfinalized\n"), plain.stderr
+    assert (plain.returncode, plain.stdout) == (3, "unflushed thread ended exit handlers ran\nfinalized\n"), plain.stderr
 
 
 def test_a_short_read_passes_through_and_a_failing_module_is_one_line(caplog):

@@ -145,13 +145,16 @@ def end_process(code: int) -> NoReturn:
     forwards its log records, one of them written while its exit handler
     disposes of it). Python 3.11 ends a thread that does so while the
     interpreter finalizes with ``pthread_exit``, and that unwinding through
-    livekit's Rust frames aborts the process (SIGABRT, after everything else
-    went well: a failed unit at ``systemctl stop``). So once livekit is
-    loaded, the exit handlers run (livekit's, ``logging``'s) and the process
-    ends there, before finalization; otherwise this is ``sys.exit(code)``.
+    livekit's Rust frames can abort the process (SIGABRT after everything
+    else went well: a failed unit at ``systemctl stop``). So once livekit is
+    loaded, what the interpreter does first at exit is done here (wait for
+    the threads that are not daemons, run the exit handlers: livekit's,
+    ``logging``'s), and the process ends there, before finalization;
+    otherwise this is ``sys.exit(code)``.
     """
     if "livekit.rtc" not in sys.modules:
         sys.exit(code)
+    threading._shutdown()  # type: ignore[attr-defined]  # the interpreter's own first step at exit
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
