@@ -113,9 +113,10 @@ def test_a_token_file_that_is_empty_or_readable_by_all_stops_it_with_one_line(co
         assert len(lines) == 1 and says in lines[0] and "/etc/appliance/token" in lines[0], lines
 
 
-def test_with_an_alsa_microphone_the_audio_processing_runs_in_the_sandbox(container: Container):
+def test_with_an_alsa_microphone_the_audio_processing_runs_in_the_sandbox_and_the_unit_stops_cleanly(container: Container):
     """livekit's native module (threads of its own, a Rust runtime) under the
-    unit's system call filter and device policy: it loads and processes."""
+    unit's system call filter and device policy: it loads and processes, and
+    the unit stops cleanly."""
     box = container
     start_janus(box)
     config = CONFIG.format(room="room-a", token="")
@@ -130,6 +131,11 @@ def test_with_an_alsa_microphone_the_audio_processing_runs_in_the_sandbox(contai
     assert status["audio_processing"] is True and isinstance(status["microphone_level"], float), status
     journal = box.run("journalctl", "-u", "appliance", "--no-pager", "-o", "cat").stdout
     assert "audio processing" not in journal and "Traceback" not in journal, journal[-3000:]
+    # And the stop ends it cleanly: exited with 0, not killed or dumped (end_process).
+    box.run("systemctl", "stop", "appliance")
+    shown = box.run("systemctl", "show", "-p", "Result", "-p", "ExecMainCode", "-p", "ExecMainStatus",
+                    "appliance").stdout.split()
+    assert sorted(shown) == ["ExecMainCode=1", "ExecMainStatus=0", "Result=success"], shown
 
 
 def test_the_exposure_online_is_at_most_2(container: Container):
