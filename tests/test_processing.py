@@ -93,7 +93,8 @@ def test_a_process_that_loaded_livekit_ends_with_its_status_and_exit_handlers_bu
     assert (loaded.returncode, loaded.stdout) == (3, "unflushed thread ended exit handlers ran\n"), loaded.stderr
     # Without livekit it is sys.exit: the interpreter finalizes as usual.
     plain = subprocess.run([sys.executable, "-c", script, "off"], capture_output=True, text=True, timeout=60)
-    assert (plain.returncode, plain.stdout) == (3, "unflushed thread ended exit handlers ran\nfinalized\n"), plain.stderr
+    finalized = "unflushed thread ended exit handlers ran\nfinalized\n"
+    assert (plain.returncode, plain.stdout) == (3, finalized), plain.stderr
 
 
 def test_a_short_read_passes_through_and_a_failing_module_is_one_line(caplog):
