@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Self
@@ -20,6 +19,7 @@ import websockets
 
 from appliance.engine import Engine, EngineProfile
 from appliance.engine.events import EVENTS
+from appliance.media.processing import end_process, livekit_loaded
 from appliance.testing import netns
 from appliance.testing.janus_server import LocalJanus
 from appliance.testing.pulse import PrivatePulse
@@ -58,9 +58,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # Tests ran livekit's audio processing in this process: it must end as the
     # daemon does (see end_process), or an exit that aborts fails a passed run.
-    if "livekit.rtc" in sys.modules and _EXIT_STATUS in config.stash:
-        from appliance.media.processing import end_process
-
+    if livekit_loaded() and _EXIT_STATUS in config.stash:
         end_process(config.stash[_EXIT_STATUS])
 
 

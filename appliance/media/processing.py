@@ -138,6 +138,11 @@ class AudioProcessing:
             self._apm = None  # the last reference: its native handle is dropped with it
 
 
+def livekit_loaded() -> bool:
+    """True once this process has imported livekit (an :class:`AudioProcessing` that runs)."""
+    return "livekit.rtc" in sys.modules
+
+
 def end_process(code: int) -> NoReturn:
     """Ends the process with exit status ``code``; once livekit is loaded, without finalizing.
 
@@ -152,7 +157,7 @@ def end_process(code: int) -> NoReturn:
     ``logging``'s), and the process ends there, before finalization;
     otherwise this is ``sys.exit(code)``.
     """
-    if "livekit.rtc" not in sys.modules:
+    if not livekit_loaded():
         sys.exit(code)
     threading._shutdown()  # type: ignore[attr-defined]  # the interpreter's own first step at exit
     atexit._run_exitfuncs()
