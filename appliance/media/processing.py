@@ -1,7 +1,8 @@
 """Echo cancellation, noise suppression and gain for the room's microphone.
 
-WebRTC's audio processing module (AEC3, noise suppression, high-pass filter,
-AGC2) in process, from the ``livekit`` package's prebuilt native library. The
+WebRTC's audio processing module (AEC3, noise suppression, high-pass filter)
+in process, from the ``livekit`` package's prebuilt native library, then our
+own gain control (:mod:`appliance.media.gain`: the module's lifts the echo). The
 speaker hands it every period exactly as written to ALSA (the echo's source:
 the *render* side, :meth:`AudioProcessing.render`); the microphone hands it
 every period it captured and sends what comes back (:meth:`AudioProcessing.capture`).
@@ -37,6 +38,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from .gain import FAR_END_DBFS, FAR_END_TAIL_S, GainControl, level_dbfs
 from .pcm import FRAME_SAMPLES, SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -72,13 +74,17 @@ class AudioProcessing:
         self._lock = threading.Lock()
         self._rtc: Any = None
         self._apm: Any = None
+        self._gain = GainControl(SPLIT / SAMPLE_RATE) if settings.auto_gain else None
+        self._far_end_at = float("-inf")  # monotonic: when the speaker last played something audible
+        self._echo_lasts = settings.delay_ms / 1000 + FAR_END_TAIL_S
         if settings.any:
             try:
                 from livekit import rtc
 
+                # Its gain control (AGC2) stays off: ours (appliance.media.gain) does not lift the echo.
                 self._apm = rtc.AudioProcessingModule(
                     echo_cancellation=settings.echo_cancellation, noise_suppression=settings.noise_suppression,
-                    high_pass_filter=True, auto_gain_control=settings.auto_gain,
+                    high_pass_filter=True, auto_gain_control=False,
                 )
                 self._rtc = rtc
             except Exception as exc:  # ImportError, or OSError from the native library
@@ -94,8 +100,10 @@ class AudioProcessing:
         """A period as it is written to the speaker (s16, interleaved)."""
         if self._apm is None:
             return
-        data = bytearray(np.ascontiguousarray(period, np.int16).tobytes())
-        self._run(data, channels, reverse=True)
+        period = np.ascontiguousarray(period, np.int16)
+        if self._gain is not None and level_dbfs(period.astype(np.float32) / 32768) > FAR_END_DBFS:
+            self._far_end_at = time.monotonic()
+        self._run(bytearray(period.tobytes()), channels, reverse=True)
 
     def capture(self, data: bytes, channels: int) -> bytes:
         """A period as the microphone captured it; returns it processed."""
@@ -110,6 +118,7 @@ class AudioProcessing:
         if len(data) != FRAME_SAMPLES * channels * 2:
             return  # a short read: passed on as it is
         started = time.thread_time()
+        far_end_talking = time.monotonic() - self._far_end_at < self._echo_lasts
         with self._lock:
             apm = self._apm
             if apm is None:
@@ -125,6 +134,8 @@ class AudioProcessing:
                         if self.settings.echo_cancellation:
                             apm.set_stream_delay_ms(self.settings.delay_ms)
                         apm.process_stream(frame)
+                        if self._gain is not None:
+                            chunk = self._gain.process(bytes(chunk), far_end_talking)
                         data[offset : offset + size] = chunk
             except Exception as exc:  # the audio must keep flowing: once, and unprocessed from then on
                 log.error("audio processing failed; the microphone is sent as captured from now on: %s", exc)
