@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .pcm import rms
+
 TARGET_DBFS = -26.0  # speech's RMS while talking
 MAX_GAIN_DB = 24.0
 SLEW_DB_PER_S = 3.0
@@ -54,8 +56,8 @@ SILENT_DBFS = -90.0
 
 def level_dbfs(samples: np.ndarray) -> float:
     """RMS of float samples (full scale 1.0), in dBFS; -90 for silence."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
-    return max(SILENT_DBFS, 20 * np.log10(rms)) if rms > 0 else SILENT_DBFS
+    level = rms(samples) if len(samples) else 0.0
+    return max(SILENT_DBFS, 20 * np.log10(level)) if level > 0 else SILENT_DBFS
 
 
 class GainControl:
@@ -88,14 +90,16 @@ class GainControl:
             wanted = max(0.0, wanted)
         self.gain_db += float(np.clip(wanted - self.gain_db, -self._slew, self._slew))
         target = 10 ** (self.gain_db / 20)
-        peak = float(np.max(np.abs(samples)))
         highest = max(target, self._applied)  # a ramp starts where the last frame ended
-        if highest > 1.0 and peak * highest > PEAK:  # at once, for the whole frame; never below 0 dB
+        if highest == 1.0:
+            return frame  # 0 dB, as for a microphone set for the room
+        peak = float(np.max(np.abs(samples)))
+        limited = peak * highest > PEAK
+        if limited:  # at once, for the whole frame; never below 0 dB
             target = max(1.0, min(target, PEAK / peak))
-            gains: np.ndarray | float = target
-        else:
-            gains = np.linspace(self._applied, target, len(samples), endpoint=False, dtype=np.float32)
-        if self._applied == 1.0 and target == 1.0:
-            return frame
+            if target == 1.0 == self._applied:
+                return frame
+        gains = target if limited else np.linspace(self._applied, target, len(samples), endpoint=False,
+                                                   dtype=np.float32)
         self._applied = target
         return (np.clip(samples * gains, -1, 32767 / 32768) * 32768).astype(np.int16).tobytes()

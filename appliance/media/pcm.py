@@ -20,6 +20,16 @@ TIME_BASE = Fraction(1, SAMPLE_RATE)
 LEVEL_SMOOTHING = 0.3
 
 
+def rms(samples: np.ndarray) -> float:
+    """Root mean square, in the samples' own unit (full scale is 1.0 for
+    floats, 32768 for s16).
+
+    >>> rms(np.array([0.5, -0.5])), rms(np.full(4, 16384, np.int16))
+    (0.5, 16384.0)
+    """
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
 def smoothed_level(level: float, samples: np.ndarray | None) -> float:
     """``level`` moved one period towards the RMS of ``samples`` (s16; None is
     silence), 0..1 of full scale, smoothed over ``LEVEL_SMOOTHING``.
@@ -27,8 +37,8 @@ def smoothed_level(level: float, samples: np.ndarray | None) -> float:
     >>> round(smoothed_level(0.0, np.full(FRAME_SAMPLES, 16384, np.int16)), 3)
     0.033
     """
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) / 32768 if samples is not None else 0.0
-    return level + (rms - level) * (FRAME_SAMPLES / SAMPLE_RATE / LEVEL_SMOOTHING)
+    now = rms(samples) / 32768 if samples is not None else 0.0
+    return level + (now - level) * (FRAME_SAMPLES / SAMPLE_RATE / LEVEL_SMOOTHING)
 
 
 def pcm_frame(samples: bytes | np.ndarray, channels: int, pts: int) -> av.AudioFrame:

@@ -36,7 +36,7 @@ import time
 import av
 import numpy as np
 
-from ..media.pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame
+from ..media.pcm import FRAME_SAMPLES, SAMPLE_RATE, pcm_frame, rms
 from .pacing import Pacer
 
 BLOCK = SAMPLE_RATE // 100  # the room runs 10 ms at a time
@@ -134,11 +134,6 @@ def spectral_correlation(signal: np.ndarray, reference: np.ndarray) -> float:
     lags = range(max(0, coarse - ALIGN_SEARCH), coarse + ALIGN_SEARCH + 1, ALIGN_STEP)
     return max(_pearson(ours, _spectra(reference[lag : lag + len(signal)])) for lag in lags
                if len(reference) - lag >= FRAME_SAMPLES)
-
-
-def rms(samples: np.ndarray) -> float:
-    """Root mean square of float samples."""
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
 
 
 def erle_db(echo: list[np.ndarray], residual: list[np.ndarray]) -> tuple[float, list[float]]:
