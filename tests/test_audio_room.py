@@ -27,7 +27,8 @@ import pytest
 from appliance.app.call import CallState
 from appliance.app.daemon import Daemon
 from appliance.engine import User
-from appliance.testing.room import NEAR_PITCH, NEAR_SEED, SpeechSource, erle_db, rms, spectral_correlation, speech_like
+from appliance.media.pcm import rms
+from appliance.testing.room import NEAR_PITCH, NEAR_SEED, SpeechSource, erle_db, spectral_correlation, speech_like
 from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for

@@ -20,8 +20,8 @@ from appliance.app.daemon import Daemon
 from appliance.engine import PlayerState, UpdateType, User
 from appliance.engine.states import PublisherState, RoomState
 from appliance.media import EncoderSettings
+from appliance.media.pcm import rms as samples_rms
 from appliance.testing import TestPatternSource, ToneSource
-from appliance.testing.room import rms as samples_rms
 from appliance.testing.tone import frame_samples
 
 from .conftest import profile_for

@@ -94,12 +94,13 @@ class GainControl:
         if highest == 1.0:
             return frame  # 0 dB, as for a microphone set for the room
         peak = float(np.max(np.abs(samples)))
-        limited = peak * highest > PEAK
-        if limited:  # at once, for the whole frame; never below 0 dB
+        gains: np.ndarray | float
+        if peak * highest > PEAK:  # at once, for the whole frame; never below 0 dB
             target = max(1.0, min(target, PEAK / peak))
             if target == 1.0 == self._applied:
                 return frame
-        gains = target if limited else np.linspace(self._applied, target, len(samples), endpoint=False,
-                                                   dtype=np.float32)
+            gains = target
+        else:
+            gains = np.linspace(self._applied, target, len(samples), endpoint=False, dtype=np.float32)
         self._applied = target
         return (np.clip(samples * gains, -1, 32767 / 32768) * 32768).astype(np.int16).tobytes()
