@@ -10,6 +10,7 @@ import time
 import av
 import numpy as np
 import pytest
+from av.video.reformatter import VideoReformatter
 
 from appliance.engine import PlayerState, User
 from appliance.media import EncoderSettings
@@ -32,6 +33,7 @@ from appliance.screen.display import (
 )
 from appliance.screen.layout import STRIP_TILES, Rect, fit, grid, share_rects, tile_rects
 from appliance.screen.pixels import rgb_to, to_rgb
+from appliance.screen.scaler import OVERRUN, Scaler, padded
 from appliance.testing import TestPatternSource, read_stamp
 
 from .conftest import profile_for
@@ -176,6 +178,41 @@ def test_a_drawn_picture_is_let_go_when_a_newer_one_arrives():
     rect = screen.picture_rect("alice-main")
     assert rect is not None
     assert close_to(screen_rgb(screen)[rect.slices], COLOURS[1]).mean() > 0.9
+
+
+@pytest.mark.parametrize("pixel_format", ["bgra", "rgb565le"])
+def test_the_scaler_draws_into_the_canvas_what_pyavs_reformat_would_and_nothing_around_it(pixel_format):
+    # The screen scales straight into its canvas (appliance.screen.scaler).
+    # PyAV's reformat, which it replaced, is the reference: pixel for pixel
+    # for the pictures a call brings (tagged BT.709 or not, full range or
+    # not), bilinear and area averaging, widths swscale's SIMD code rounds
+    # up (it wrote up to 7 pixels past the region before the scaler put them
+    # back), and a context set up anew when size or colours change.
+    noise = np.random.default_rng(3).integers(0, 255, (360, 640, 3), np.uint8)
+    scaler = Scaler()
+    for source, colorspace, color_range, (width, height), area in (
+        ("yuv420p", 2, 0, (472, 266), False),  # untagged, as the remotes here send
+        ("yuv420p", 1, 2, (473, 266), False),  # BT.709, full range
+        ("yuvj420p", 2, 0, (300, 170), True),
+        ("nv12", 5, 1, (642, 361), False),
+    ):
+        frame = av.VideoFrame.from_ndarray(noise, format="rgb24").reformat(format=source)
+        frame.colorspace, frame.color_range = colorspace, color_range
+        expected = VideoReformatter().reformat(frame, width, height, format=pixel_format,
+                                               interpolation="AREA" if area else None, threads=1)
+        canvas = padded(800 - OVERRUN, 400, pixel_format)  # a picture right up to the slack, too
+        around = np.random.default_rng(4).integers(0, 255, canvas.nbytes, np.uint8)
+        canvas.view(np.uint8).reshape(-1)[:] = around
+        for x in (9, canvas.shape[1] - OVERRUN - width):
+            scaler.scale(frame, canvas[7 : 7 + height], x, width, pixel_format, area=area)
+            drawn = canvas[7 : 7 + height, x : x + width].view(np.uint8).reshape(height, -1)
+            rows = np.frombuffer(expected.planes[0], np.uint8).reshape(height, -1)
+            assert (drawn == rows[:, : drawn.shape[1]]).all(), (source, colorspace, x)
+            canvas[7 : 7 + height, x : x + width] = np.frombuffer(around, canvas.dtype).reshape(canvas.shape)[
+                7 : 7 + height, x : x + width]
+            assert (canvas.view(np.uint8).reshape(-1) == around).all(), "the scaler changed pixels outside its region"
+    with pytest.raises(ValueError, match="more after it"):
+        scaler.scale(frame, canvas[:10], canvas.shape[1] - OVERRUN - 9, 10, pixel_format)
 
 
 def test_unshown_counts_the_pictures_replaced_before_a_screen_drew_them():

@@ -40,11 +40,11 @@ from typing import Protocol
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw, ImageFont
 
 from .layout import MAX_TILES, STRIP_TILES, Rect, fit, fit_within, share_rects, tile_rects
-from .pixels import PIXEL_FORMATS, blank, frame_array, png_bytes, rgb_to
+from .pixels import PIXEL_FORMATS, png_bytes, rgb_to
+from .scaler import Scaler, padded
 
 BACKGROUND = (16, 16, 16)
 TILE_BACKGROUND = (40, 40, 40)
@@ -99,10 +99,9 @@ class _Tile:
     # a replaced frame is freed at once, and its decoder's frame pool needs one
     # picture fewer.
     drawn: tuple[int, Rect] | None = None
-    # One scaler for the tile's life: PyAV's frame.reformat() makes a swscale
-    # context per frame, set up and torn down again each time (3.7 ms of CPU a
-    # 720p frame instead of 1.3 on the benchmark machine).
-    scaler: VideoReformatter = field(default_factory=VideoReformatter, repr=False)
+    # One scaler for the tile's life: a swscale context set up for every frame
+    # cost 3.7 ms of CPU a 720p frame instead of 1.3 on the benchmark machine.
+    scaler: Scaler = field(default_factory=Scaler, repr=False)
 
     @property
     def frame(self) -> av.VideoFrame | None:
@@ -193,7 +192,9 @@ class Compositor:
             for color in (BACKGROUND, TILE_BACKGROUND, STATUS_BACKGROUND, ERROR_BACKGROUND, HIGHLIGHT, LEVEL_BAR,
                           LEVEL_EMPTY, MUTED_TEXT)
         }
-        self._canvas = blank(width, height, pixel_format)
+        # The screen is its [:, :width]; the columns after are the scaler's slack.
+        self._padded = padded(width, height, pixel_format)
+        self._canvas = self._padded[:, :width]
         self._new_frame = asyncio.Event()
         self._waiting_since: float | None = None  # when the oldest frame not yet composed arrived
         self._last_error = 0.0
@@ -360,7 +361,7 @@ class Compositor:
     def _draw_tile(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool, large: bool) -> None:
         picture = _picture(tile, rect, large)
         if picture is not None:
-            self._draw_picture(canvas, tile, picture, redraw, large)
+            self._draw_picture(tile, picture, redraw, large)
         if large:  # who is sharing, top left, in the letterbox when there is room
             label = self.share_label(tile.name)
             _paste(canvas, label, rect.x + label.shape[0] // 4, rect.y + label.shape[0] // 8)
@@ -373,7 +374,7 @@ class Compositor:
         """The "<name> is sharing" label over the large share, in the output's pixel format."""
         return _label(f"{name} is sharing", self.status_height * 3 // 5, TEXT, STATUS_BACKGROUND, self.pixel_format)
 
-    def _draw_picture(self, canvas: np.ndarray, tile: _Tile, rect: Rect, redraw: bool, large: bool) -> None:
+    def _draw_picture(self, tile: _Tile, rect: Rect, redraw: bool, large: bool) -> None:
         """Scales each new frame straight onto the canvas; an unchanged picture
         is left as it is unless everything is being redrawn (then it is scaled
         again: keeping each tile's scaled copy for redraws, rare, cost up to
@@ -383,11 +384,8 @@ class Compositor:
         new = tile.drawn != (number, rect)
         if new or redraw:
             # A large share is mostly text: area averaging keeps thin strokes when it must shrink.
-            interpolation = "AREA" if large else None
-            # One thread: the screen's worker scales, and each tile's context would keep a pool of its own.
-            scaled = tile.scaler.reformat(frame, rect.w, rect.h, format=self.pixel_format,
-                                          interpolation=interpolation, threads=1)
-            canvas[rect.slices] = frame_array(scaled)
+            tile.scaler.scale(frame, self._padded[rect.y : rect.y + rect.h], rect.x, rect.w, self.pixel_format,
+                              area=large)
         if new:
             previous = tile.drawn[0] if tile.drawn is not None else 0
             tile.unshown += max(0, number - previous - 1)

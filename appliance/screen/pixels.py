@@ -1,4 +1,4 @@
-"""Pixel formats of display outputs, and frames as numpy arrays without copies.
+"""Pixel formats of display outputs: conversions, blank canvases, PNGs.
 
 Outputs take ``bgra`` (XRGB8888 in memory order: B, G, R, X; the usual 32-bit
 framebuffer and DRM format) or ``rgb565le`` (16-bit framebuffers).
@@ -8,24 +8,10 @@ from __future__ import annotations
 
 import io
 
-import av
 import numpy as np
 from PIL import Image
 
 PIXEL_FORMATS = ("bgra", "rgb565le")
-
-
-def frame_array(frame: av.VideoFrame) -> np.ndarray:
-    """The first plane of a ``bgra``/``rgb565le``/``rgb24`` frame as an array,
-    row padding cut off (a view, not a copy): (h, w, 4), (h, w) or (h, w, 3)."""
-    plane = frame.planes[0]
-    name = frame.format.name
-    if name == "rgb565le":
-        rows = np.frombuffer(plane, np.uint16).reshape(frame.height, plane.line_size // 2)
-        return rows[:, : frame.width]
-    channels = {"bgra": 4, "rgb24": 3}[name]
-    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
-    return rows[:, : frame.width * channels].reshape(frame.height, frame.width, channels)
 
 
 def rgb_to(rgb: np.ndarray, pixel_format: str) -> np.ndarray:
