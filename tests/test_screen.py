@@ -200,17 +200,17 @@ def test_the_scaler_draws_into_the_canvas_what_pyavs_reformat_would_and_nothing_
         frame.colorspace, frame.color_range = colorspace, color_range
         expected = VideoReformatter().reformat(frame, width, height, format=pixel_format,
                                                interpolation="AREA" if area else None, threads=1)
+        rows = np.frombuffer(expected.planes[0], np.uint8).reshape(height, -1)
         canvas = padded(800 - OVERRUN, 400, pixel_format)  # a picture right up to the slack, too
-        around = np.random.default_rng(4).integers(0, 255, canvas.nbytes, np.uint8)
-        canvas.view(np.uint8).reshape(-1)[:] = around
+        canvas.view(np.uint8).reshape(-1)[:] = np.random.default_rng(4).integers(0, 255, canvas.nbytes, np.uint8)
+        before = canvas.copy()
         for x in (9, canvas.shape[1] - OVERRUN - width):
+            region = (slice(7, 7 + height), slice(x, x + width))
             scaler.scale(frame, canvas[7 : 7 + height], x, width, pixel_format, area=area)
-            drawn = canvas[7 : 7 + height, x : x + width].view(np.uint8).reshape(height, -1)
-            rows = np.frombuffer(expected.planes[0], np.uint8).reshape(height, -1)
+            drawn = canvas[region].view(np.uint8).reshape(height, -1)
             assert (drawn == rows[:, : drawn.shape[1]]).all(), (source, colorspace, x)
-            canvas[7 : 7 + height, x : x + width] = np.frombuffer(around, canvas.dtype).reshape(canvas.shape)[
-                7 : 7 + height, x : x + width]
-            assert (canvas.view(np.uint8).reshape(-1) == around).all(), "the scaler changed pixels outside its region"
+            canvas[region] = before[region]
+            assert (canvas == before).all(), "the scaler changed pixels outside its region"
     with pytest.raises(ValueError, match="more after it"):
         scaler.scale(frame, canvas[:10], canvas.shape[1] - OVERRUN - 9, 10, pixel_format)
 
