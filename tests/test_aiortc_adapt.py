@@ -31,9 +31,9 @@ def test_the_installed_versions_pass():
         (RTCDtlsTransport, "_set_role", lambda self, role, extra: None, "_set_role"),
         (aioice.ice, "get_host_addresses", lambda use_ipv4: [], "get_host_addresses"),
         (aiortc.jitterbuffer.JitterBuffer, "_remove_frame", lambda self: None, "_remove_frame"),
-        (aiortc.rtcrtpreceiver, "get_decoder", lambda codec: None, "get_decoder"),
+        (aiortc.rtcrtpreceiver, "decoder_worker", lambda loop, input_q, output_q: None, "decoder_worker"),
         (aiortc.rtcrtpreceiver.RTCRtpReceiver, "__init__", lambda self, kind, transport: None, "prefetch=4"),
-        (aiortc.rtcpeerconnection, "RemoteStreamTrack", object, "run_coroutine_threadsafe"),
+        (aiortc.rtcpeerconnection, "RemoteStreamTrack", object, "asyncio.Queue _queue"),
     ],
 )
 def test_a_changed_internal_fails_with_one_line(monkeypatch, target, name, replacement, says):

@@ -435,6 +435,39 @@ def test_an_error_longer_than_the_screen_is_wrapped_not_a_broken_frame():
     assert columns.min() > 0 and columns.max() < 639, "every line within the screen"
 
 
+async def test_once_the_screen_is_stopped_its_output_is_no_longer_in_use():
+    """The daemon closes the output (a framebuffer's mapping, a KMS card)
+    right after it cancels the screen: a screen still being shown then would
+    write into a closed mapping."""
+    import threading
+    import time
+
+    class SlowOutput(HeadlessOutput):
+        def __init__(self) -> None:
+            super().__init__(320, 180, "bgra")
+            self.showing = threading.Event()
+            self.in_show = 0
+
+        def show(self, image: np.ndarray) -> None:
+            self.in_show += 1
+            self.showing.set()
+            time.sleep(0.3)
+            super().show(image)
+            self.in_show -= 1
+
+    screen = Compositor(320, 180, "bgra")
+    output = SlowOutput()
+    screen.set_status(ScreenState.IN_CALL, "room")
+    runner = asyncio.create_task(screen.run(output))
+    await asyncio.to_thread(output.showing.wait, 5)
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    assert output.in_show == 0, "the screen was still being shown after run() returned"
+    frames = output.frames
+    await asyncio.sleep(0.6)
+    assert output.frames == frames, "the screen went on after run() returned"
+
+
 async def test_frames_late_counts_deadlines_missed_while_a_frame_waits():
     """compose4_dropped's counter: an idle gap between remote frames misses no
     display frame; an output slower than the display does, while frames wait."""

@@ -27,16 +27,20 @@ aiortc has no public API for these things an appliance needs:
   (a buffer, a test's log capture). The receiver's records carry the text.
 - **When a remote video frame is complete and decoded.** For measuring the
   way to the screen stage by stage (``make bench``): the video buffer and the
-  decoder aiortc's receiver makes report each frame to a clock, when one is
+  decoders the receivers' decoder thread makes report each frame to a clock, when one is
   set (:func:`time_video_frames`).
-- **Only the newest decoded picture waits.** aiortc's decoder thread hands
-  every decoded frame to the event loop, one pending call per frame, into an
-  unbounded queue: after a busy moment of the loop (a join, a collection) the
-  reader gets the whole backlog, each picture later than the last, and each
-  waiting picture holds a buffer of its decoder's frame pool, which FFmpeg
-  never shrinks. Remote tracks instead keep at most one decoded picture
-  between the decoder thread and the reader; a newer one replaces it. Audio
-  and the end of a track queue as before.
+- **Only the newest decoded picture waits, handed over cheaply.** aiortc's
+  decoder thread hands every decoded frame to the event loop, one pending
+  call per frame, into an unbounded queue: after a busy moment of the loop
+  (a join, a collection) the reader gets the whole backlog, each picture
+  later than the last, and each waiting picture holds a buffer of its
+  decoder's frame pool, which FFmpeg never shrinks. Remote tracks instead
+  keep at most one decoded picture between the decoder thread and the
+  reader; a newer one replaces it. Audio and the end of a track queue as
+  before. And each hand-over was ``run_coroutine_threadsafe``: a thread-safe
+  future, a task on the loop and its steps for every audio packet and
+  picture. The receivers' decoder thread is aiortc's own loop, handing each
+  frame over with one ``call_soon_threadsafe`` (:class:`NewestPictureQueue`).
 - **ICE host interfaces.** aioice gathers host candidates on every interface;
   an appliance with a LAN, a VPN and Wi-Fi often must use only one.
 - **A connection that fails while connecting.** aiortc starts ICE, DTLS and
@@ -62,6 +66,8 @@ import asyncio
 import collections
 import inspect
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -157,20 +163,27 @@ def check() -> None:
         and all(f"self.{name}" in _source(JitterBuffer.__init__) for name in ("_packets", "_origin", "_capacity")),
         "aiortc's receiver no longer reassembles video in JitterBuffer._remove_frame()",
     )
-    worker = _source(aiortc.rtcrtpreceiver.decoder_worker)
+    worker = aiortc.rtcrtpreceiver.decoder_worker
+    code = _source(worker)
     _require(
-        aiortc.rtcrtpreceiver.get_decoder in (aiortc.codecs.get_decoder, _get_decoder)
-        and "decoder = get_decoder(codec)" in worker and "frames = decoder.decode(encoded_frame)" in worker
-        and "self.__jitter_buffer.add(packet)" in _source(RTCRtpReceiver._handle_rtp_packet),
-        "aiortc's receiver no longer decodes through get_decoder(codec).decode(encoded_frame)",
+        (worker is _decoder_worker or (
+            _parameters(worker) == ["loop", "input_q", "output_q", "decode_error"]
+            and all(line in code for line in (
+                "task = input_q.get()", "codec, encoded_frame = task", "decoder = get_decoder(codec)",
+                "frames = decoder.decode(encoded_frame)", "except av.FFmpegError as exc:", "decode_error.set()",
+                "asyncio.run_coroutine_threadsafe(output_q.put(None), loop)",
+                "asyncio.run_coroutine_threadsafe(output_q.put(frame), loop)"))))
+        and "target=decoder_worker," in _source(RTCRtpReceiver)
+        and "self._track._queue," in _source(RTCRtpReceiver)
+        and "self.__decoder_queue.put((codec, encoded_frame))" in _source(RTCRtpReceiver),
+        "aiortc's receiver no longer decodes in decoder_worker(loop, input_q, output_q, decode_error) "
+        "handing frames over with run_coroutine_threadsafe(output_q.put())",
     )
     _require(
         issubclass(aiortc.rtcpeerconnection.RemoteStreamTrack, aiortc.rtcrtpreceiver.RemoteStreamTrack)
         and "self._queue: asyncio.Queue = asyncio.Queue()" in _source(aiortc.rtcrtpreceiver.RemoteStreamTrack.__init__)
-        and "await self._queue.get()" in _source(aiortc.rtcrtpreceiver.RemoteStreamTrack.recv)
-        and "run_coroutine_threadsafe(output_q.put(frame), loop)" in worker
-        and "self._track._queue," in _source(RTCRtpReceiver),
-        "aiortc's decoder thread no longer hands frames to the track through run_coroutine_threadsafe(_queue.put())",
+        and "await self._queue.get()" in _source(aiortc.rtcrtpreceiver.RemoteStreamTrack.recv),
+        "aiortc's remote tracks no longer read frames from their asyncio.Queue _queue",
     )
     _require(
         _parameters(getattr(aioice.ice, "get_host_addresses", None)) == ["use_ipv4", "use_ipv6"]
@@ -276,16 +289,12 @@ def _get_decoder(codec: RTCRtpCodecParameters) -> Decoder:
     return _TimedDecoder(decoder, clock) if clock is not None and codec.mimeType.startswith("video/") else decoder
 
 
-async def _nothing() -> None:
-    pass
-
-
 class NewestPictureQueue(asyncio.Queue):  # type: ignore[type-arg]
     """A remote track's queue in which a decoded picture nobody has taken yet
     is replaced by the next one; other items queue as usual.
 
-    aiortc's decoder thread calls ``put()`` (and hands what it returns to the
-    loop): the picture waits in one slot, not in a pending call.
+    The decoder thread calls :meth:`hand_over`: the picture waits in one
+    slot, not in a pending call.
 
     >>> import asyncio, av
     >>> def picture(pts):
@@ -293,18 +302,19 @@ class NewestPictureQueue(asyncio.Queue):  # type: ignore[type-arg]
     ...     frame.pts = pts
     ...     return frame
     >>> async def three_pictures_then_the_end():
-    ...     queue = NewestPictureQueue()
+    ...     queue, loop = NewestPictureQueue(), asyncio.get_running_loop()
     ...     # as the decoder thread does while the loop is busy: three pictures, then the end
-    ...     calls = [queue.put(picture(n)) for n in range(3)] + [queue.put(None)]
-    ...     for call in calls:
-    ...         await call
+    ...     for item in (picture(0), picture(1), picture(2), None):
+    ...         queue.hand_over(loop, item)
     ...     return [(await queue.get()).pts, await queue.get(), queue.qsize()]
     >>> asyncio.run(three_pictures_then_the_end())
     [2, None, 0]
     >>> async def two_handed_over_before_the_reader_runs():
-    ...     queue = NewestPictureQueue()
-    ...     await queue.put(picture(0))
-    ...     await queue.put(picture(1))  # the first is still unread: replaced
+    ...     queue, loop = NewestPictureQueue(), asyncio.get_running_loop()
+    ...     queue.hand_over(loop, picture(0))
+    ...     await asyncio.sleep(0)  # the loop takes it into the queue
+    ...     queue.hand_over(loop, picture(1))  # the first is still unread: replaced
+    ...     await asyncio.sleep(0)
     ...     return [queue.qsize(), (await queue.get()).pts]
     >>> asyncio.run(two_handed_over_before_the_reader_runs())
     [1, 1]
@@ -319,16 +329,17 @@ class NewestPictureQueue(asyncio.Queue):  # type: ignore[type-arg]
         self._slot: collections.deque[av.VideoFrame] = collections.deque(maxlen=1)
         self._called = False
 
-    def put(self, item: object):  # type: ignore[no-untyped-def,override]
+    def hand_over(self, loop: asyncio.AbstractEventLoop, item: object) -> None:
+        """From another thread: ``item`` (a frame, or ``None`` for the end) to the loop's reader."""
         if not isinstance(item, av.VideoFrame):
-            return super().put(item)
+            loop.call_soon_threadsafe(self.put_nowait, item)
+            return
         self._slot.append(item)
-        if self._called:
-            return _nothing()
-        self._called = True
-        return self._take()
+        if not self._called:
+            self._called = True
+            loop.call_soon_threadsafe(self._take)
 
-    async def _take(self) -> None:
+    def _take(self) -> None:
         self._called = False
         if self._slot:
             self.put_nowait(self._slot.popleft())
@@ -338,6 +349,32 @@ class NewestPictureQueue(asyncio.Queue):  # type: ignore[type-arg]
             while self._queue and isinstance(self._queue[-1], av.VideoFrame):  # type: ignore[attr-defined]
                 self._queue.pop()  # type: ignore[attr-defined]
         super()._put(item)  # type: ignore[misc]
+
+
+def _decoder_worker(loop: asyncio.AbstractEventLoop, input_q: queue.Queue,  # type: ignore[type-arg]
+                    output_q: NewestPictureQueue, decode_error: threading.Event) -> None:
+    """aiortc's decoder thread, as in 1.16, but each frame handed over with
+    one ``call_soon_threadsafe`` (:meth:`NewestPictureQueue.hand_over`)."""
+    codec_name, decoder = None, None
+    while True:
+        task = input_q.get()
+        if task is None:
+            output_q.hand_over(loop, None)  # the track ends
+            break
+        codec, encoded_frame = task
+        if codec.name != codec_name:
+            decoder, codec_name = _get_decoder(codec), codec.name
+        try:
+            frames = decoder.decode(encoded_frame)  # type: ignore[union-attr]
+        except av.FFmpegError as exc:
+            # As aiortc: the decoder's state is kept (a new one would fail
+            # every frame until the next keyframe) and the receiver asks for one.
+            aiortc.rtcrtpreceiver.logger.warning("RTCRtpReceiver(%s) failed to decode %s frame: %s",
+                                                 codec.mimeType.split("/")[0], codec.name, exc)
+            decode_error.set()
+            continue
+        for frame in frames:
+            output_q.hand_over(loop, frame)
 
 
 class _NewestPictureTrack(aiortc.rtcrtpreceiver.RemoteStreamTrack):
@@ -368,7 +405,7 @@ _original_connect = getattr(RTCPeerConnection, "_RTCPeerConnection__connect", No
 check()
 RTCPeerConnection._RTCPeerConnection__connect = _connect_reporting_failure  # type: ignore[attr-defined]
 aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[misc]
-aiortc.rtcrtpreceiver.get_decoder = _get_decoder
+aiortc.rtcrtpreceiver.decoder_worker = _decoder_worker
 aiortc.rtcpeerconnection.RemoteStreamTrack = _NewestPictureTrack  # type: ignore[misc]
 aiortc.rtcrtpreceiver.logger.addFilter(_ExceptionsAsText())
 

@@ -92,7 +92,7 @@ def _pixel_format(name: str) -> int:
 class Scaler:
     """One swscale context, kept for a tile's life (set up again only when
     the picture's size, format or colours change). Freed when the last
-    reference goes: the screen's worker may be scaling with it while the
+    reference goes: the screen's thread may be scaling with it while the
     event loop takes the tile off the screen."""
 
     def __init__(self) -> None:
