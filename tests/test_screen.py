@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 
 import av
@@ -391,9 +392,7 @@ def test_auto_output_falls_back_to_headless(monkeypatch):
 
 
 def test_tiles_come_and_go_while_another_thread_composes():
-    """compose() runs in a worker thread while the call adds and removes tiles."""
-    import threading
-
+    """compose() runs in the screen's thread while the call adds and removes tiles."""
     screen = Compositor(640, 360, "bgra")
     screen.set_status(ScreenState.IN_CALL, room="r")
     stop = threading.Event()
@@ -439,8 +438,6 @@ async def test_once_the_screen_is_stopped_its_output_is_no_longer_in_use():
     """The daemon closes the output (a framebuffer's mapping, a KMS card)
     right after it cancels the screen: a screen still being shown then would
     write into a closed mapping."""
-    import threading
-    import time
 
     class SlowOutput(HeadlessOutput):
         def __init__(self) -> None:
@@ -471,7 +468,6 @@ async def test_once_the_screen_is_stopped_its_output_is_no_longer_in_use():
 async def test_frames_late_counts_deadlines_missed_while_a_frame_waits():
     """compose4_dropped's counter: an idle gap between remote frames misses no
     display frame; an output slower than the display does, while frames wait."""
-    import time
 
     class SlowOutput(HeadlessOutput):
         delay = 0.0

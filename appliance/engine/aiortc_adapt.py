@@ -27,8 +27,8 @@ aiortc has no public API for these things an appliance needs:
   (a buffer, a test's log capture). The receiver's records carry the text.
 - **When a remote video frame is complete and decoded.** For measuring the
   way to the screen stage by stage (``make bench``): the video buffer and the
-  decoders the receivers' decoder thread makes report each frame to a clock, when one is
-  set (:func:`time_video_frames`).
+  decoders the receivers' decoder thread makes report each frame to a clock,
+  when one is set (:func:`time_video_frames`).
 - **Only the newest decoded picture waits, handed over cheaply.** aiortc's
   decoder thread hands every decoded frame to the event loop, one pending
   call per frame, into an unbounded queue: after a busy moment of the loop
