@@ -28,8 +28,10 @@ prints a table. Remote participants always run in processes of their own
   ``receive3_cpu_vs_chromium``: three 720p30 remotes on the screen of
   ``appliance run`` (camera and microphone off), then in Chromium: CPU seconds
   per second of each whole process tree.
-- ``rss_mb_4party`` (and ``pss_mb_4party``): resident (proportional) memory of
-  ``appliance run`` in a four-participant call (three remotes) after 60 s.
+- ``rss_mb_4party`` (and ``pss_mb_4party``, ``anon_mb_4party``): resident
+  (proportional, anonymous) memory of ``appliance run`` in a four-participant
+  call (three remotes) after 60 s. Only the anonymous part is independent of
+  what the page cache holds of the libraries (docs/performance.md).
 - ``start_to_ready_ms``: ``appliance run`` started -> ``READY=1`` (median of 3).
 - ``audio_latency_ms_p50`` / ``_p99``, ``audio_reverse_latency_ms_p50`` /
   ``_p99``, ``aec_erle_db``, ``aec_cpu_per_s``: see ``bench.audio``.
@@ -412,14 +414,15 @@ def measure_rss(janus: LocalJanus, seconds: float = 60) -> dict[str, float]:
             time.sleep(seconds)
             rollup = dict(line.split(":", 1) for line in Path(f"/proc/{process.pid}/smaps_rollup").read_text()
                           .splitlines()[1:])
-            rss_kb, pss_kb = (int(rollup[key].split()[0]) for key in ("Rss", "Pss"))
+            rss_kb, pss_kb, anon_kb = (int(rollup[key].split()[0]) for key in ("Rss", "Pss", "Anonymous"))
         finally:
             process.terminate()
             process.wait(timeout=15)
             notify.close()
             remotes.kill()
             remotes.wait()
-    return {"rss_mb_4party": round(rss_kb / 1024, 1), "pss_mb_4party": round(pss_kb / 1024, 1)}
+    return {"rss_mb_4party": round(rss_kb / 1024, 1), "pss_mb_4party": round(pss_kb / 1024, 1),
+            "anon_mb_4party": round(anon_kb / 1024, 1)}
 
 
 def main() -> int:
